@@ -1,0 +1,1 @@
+"""Mail: the marketers' templates and, later, rendering and the outbox."""

@@ -1,0 +1,123 @@
+"""The e-mail templates in ``templates/email/``: a sandboxed, strict Jinja environment.
+
+A template NAME is a pair of files, ``NAME.html.j2`` and ``NAME.txt.j2``. Templates under
+``transactional/`` (double opt-in, notifications) carry no advertising; every other template
+is a marketing template and must show an unsubscribe link and the sender imprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    meta,
+    select_autoescape,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+from engine.errors import Problem
+
+PARTS = ("html", "txt")
+SUFFIX = ".j2"
+TRANSACTIONAL = "transactional/"
+
+#: Variables every marketing mail must show, and how to fix a template that lacks one.
+REQUIRED_IN_MARKETING = {
+    "unsubscribe_url": "the unsubscribe link",
+    "imprint": "the sender imprint (Impressum)",
+}
+
+
+def make_environment(folder: Path) -> SandboxedEnvironment:
+    """The one environment for marketer-written templates: sandboxed, autoescaped, strict."""
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(folder)),
+        autoescape=select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+@dataclass(frozen=True)
+class TemplateCatalog:
+    """What is in the templates folder, and the checks the compiler runs on it."""
+
+    folder: Path
+    display_prefix: str
+
+    def names(self) -> set[str]:
+        """Every template name that has at least one part."""
+        found = set()
+        for file in self.folder.rglob(f"*{SUFFIX}"):
+            relative = file.relative_to(self.folder).as_posix()
+            for part in PARTS:
+                ending = f".{part}{SUFFIX}"
+                if relative.endswith(ending):
+                    found.add(relative.removesuffix(ending))
+        return found
+
+    def file(self, name: str, part: str) -> str:
+        return f"{name}.{part}{SUFFIX}"
+
+    def display(self, relative: str) -> str:
+        return f"{self.display_prefix}/{relative}"
+
+    def syntax_problems(self) -> Iterator[Problem]:
+        """Every template file must parse."""
+        env = make_environment(self.folder)
+        for file in sorted(self.folder.rglob(f"*{SUFFIX}")):
+            relative = file.relative_to(self.folder).as_posix()
+            try:
+                env.parse(file.read_text(encoding="utf-8"), relative, relative)
+            except TemplateSyntaxError as exc:
+                yield Problem(self.display(relative), exc.lineno or 1, 1,
+                              f"template syntax error: {exc.message}",
+                              "check the {{ … }} and {% … %} tags around this line")
+            except UnicodeDecodeError:
+                yield Problem(self.display(relative), 1, 1, "file is not UTF-8 text",
+                              "save the file as UTF-8")
+
+    def missing_parts(self, name: str) -> list[str]:
+        return [part for part in PARTS if not (self.folder / self.file(name, part)).is_file()]
+
+    def marketing_problems(self, name: str) -> Iterator[Problem]:
+        """A marketing template (with the templates it extends/includes) shows both musts."""
+        if name.startswith(TRANSACTIONAL):
+            return
+        env = make_environment(self.folder)
+        for part in PARTS:
+            relative = self.file(name, part)
+            if not (self.folder / relative).is_file():
+                continue
+            used = self._variables(env, relative, set())
+            for variable, what in REQUIRED_IN_MARKETING.items():
+                if variable not in used:
+                    yield Problem(
+                        self.display(relative), 1, 1,
+                        f"marketing template has no {what}",
+                        f"show {{{{ {variable} }}}} in it, or extend base.{part}.j2 which does",
+                    )
+
+    def _variables(self, env: SandboxedEnvironment, relative: str, seen: set[str]) -> set[str]:
+        if relative in seen:
+            return set()
+        seen.add(relative)
+        assert env.loader is not None
+        try:
+            source, _, _ = env.loader.get_source(env, relative)
+            ast = env.parse(source)
+        except (OSError, TemplateNotFound, TemplateSyntaxError):  # reported elsewhere
+            return set()
+        used = set(meta.find_undeclared_variables(ast))
+        for child in meta.find_referenced_templates(ast):
+            if child is not None:
+                used |= self._variables(env, child, seen)
+        return used

@@ -1,0 +1,1 @@
+"""The store: SQLModel tables, Alembic migrations, sessions. Only this package uses SQL."""

@@ -1,0 +1,245 @@
+"""The tables. Due-ness, leases and idempotency keys are indexed columns of our own.
+
+Naming: one table per concept a marketer or operator would name. Every side effect (mail,
+webhook) is an outbox row with a unique idempotency key, written in the same transaction as
+the state change that decided it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from engine.store.types import UtcDateTime
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Account(SQLModel, table=True):
+    """The company. In B2B the customer is a company; a lead is a person acting for it."""
+
+    __tablename__ = "account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    domain: str | None = Field(default=None, max_length=253, unique=True)
+    industry: str | None = Field(default=None, max_length=100)
+    company_size: int | None = None
+    region: str | None = Field(default=None, max_length=2, description="ISO 3166 country code")
+    created_at: datetime = _when()
+
+
+class Lead(SQLModel, table=True):
+    """A person who can decide for (or influence) an account."""
+
+    __tablename__ = "lead"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=32, unique=True, description="random; used in tokens")
+    email: str | None = Field(default=None, max_length=320, unique=True,
+                              description="normalised; NULL once erased")
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    job_title: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+    language: str = Field(default="de", max_length=2)
+    time_zone: str | None = Field(default=None, max_length=64)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    persona_id: str | None = Field(default=None, max_length=80, index=True)
+    status: str = Field(default="pending", max_length=20, index=True,
+                        description="pending | confirmed | unsubscribed | suppressed | erased")
+    funnel_stage: str = Field(default="INF", max_length=3, index=True)
+    source: str | None = Field(default=None, max_length=40)
+    campaign: str | None = Field(default=None, max_length=120)
+    bant_authority: bool = False
+    bant_need: bool = False
+    bant_budget: bool = False
+    bant_timeline_months: int | None = None
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class ConsentRecord(SQLModel, table=True):
+    """Append-only consent ledger: each request, confirmation and withdrawal, as shown."""
+
+    __tablename__ = "consent_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
+    purpose: str = Field(max_length=40, description="email_marketing | tracking | phone")
+    action: str = Field(max_length=20, description="requested | confirmed | withdrawn")
+    text_version: str | None = Field(default=None, max_length=40)
+    text_sha256: str | None = Field(default=None, max_length=64)
+    text_shown: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    form: str | None = Field(default=None, max_length=120)
+    method: str | None = Field(default=None, max_length=40)
+    ip: str | None = Field(default=None, max_length=45)
+    user_agent: str | None = Field(default=None, max_length=512)
+    doi_message_id: str | None = Field(default=None, max_length=255)
+    doi_sent_at: datetime | None = _when(nullable=True)
+    occurred_at: datetime = _when()
+
+
+class Enrollment(SQLModel, table=True):
+    """A lead's place in one journey: its stage, its step and when that step is due."""
+
+    __tablename__ = "enrollment"
+    __table_args__ = (
+        # One active enrollment per lead and journey (partial unique index, both databases).
+        Index("uq_enrollment_active", "lead_id", "journey_id", unique=True,
+              sqlite_where=text("status = 'active'"),
+              postgresql_where=text("status = 'active'")),
+        # The due-step query: WHERE status='active' AND due_at <= now ORDER BY due_at.
+        Index("ix_enrollment_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    journey_id: str = Field(max_length=80)
+    journey_version: str = Field(max_length=12)
+    stage: str = Field(max_length=3)
+    step_id: str = Field(max_length=80)
+    status: str = Field(default="active", max_length=20,
+                        description="active | paused | completed | exited")
+    due_at: datetime | None = _when(nullable=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _when(nullable=True)
+    stage_entered_at: datetime = _when()
+    last_engaged_at: datetime | None = _when(nullable=True)
+    started_at: datetime = _when()
+    ended_at: datetime | None = _when(nullable=True)
+    exit_reason: str | None = Field(default=None, max_length=60)
+
+
+class Event(SQLModel, table=True):
+    """Something a lead did: click, download, visit, webinar, form, contact request …"""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_lead_time", "lead_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id")
+    type: str = Field(max_length=40)
+    content_id: str | None = Field(default=None, max_length=80)
+    stage: str | None = Field(default=None, max_length=3)
+    source: str | None = Field(default=None, max_length=40)
+    is_scanner: bool = False
+    idempotency_key: str | None = Field(default=None, max_length=120, unique=True)
+    data: dict[str, Any] = _json()
+    occurred_at: datetime = _when()
+    recorded_at: datetime = _when()
+
+
+class ScoreEntry(SQLModel, table=True):
+    """The score ledger: every change with its rule, config version and cause."""
+
+    __tablename__ = "score_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    kind: str = Field(max_length=10, description="explicit | implicit")
+    rule_id: str = Field(max_length=80)
+    config_version: str = Field(max_length=12)
+    delta: float
+    event_id: int | None = Field(default=None, foreign_key="event.id")
+    created_at: datetime = _when()
+
+
+class MailOutbox(SQLModel, table=True):
+    """A mail to send. Rendered and keyed in the transaction that decided it."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
+    kind: str = Field(max_length=20, description="marketing | transactional")
+    to_address: str | None = Field(default=None, max_length=320)
+    subject: str = Field(max_length=300)
+    message_id: str = Field(max_length=255, unique=True)
+    body_html: str = Field(sa_column=Column(Text, nullable=False))
+    body_text: str = Field(sa_column=Column(Text, nullable=False))
+    headers: dict[str, Any] = _json()
+    status: str = Field(default="pending", max_length=20,
+                        description="pending | sending | sent | retry | failed | unknown | "
+                        "suppressed | deferred")
+    attempts: int = 0
+    next_attempt_at: datetime | None = _when(nullable=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _when(nullable=True)
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+
+
+class Handover(SQLModel, table=True):
+    """An MQL handed to sales, and what sales answered."""
+
+    __tablename__ = "handover"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=32, unique=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    reason: str = Field(max_length=20, description="threshold | fast_lane")
+    rep_id: str | None = Field(default=None, max_length=80, index=True)
+    status: str = Field(default="open", max_length=20, index=True,
+                        description="open | accepted | rejected | escalated")
+    rejection_code: str | None = Field(default=None, max_length=60)
+    grade: str | None = Field(default=None, max_length=2)
+    created_at: datetime = _when()
+    sla_due_at: datetime | None = _when(nullable=True, index=True)
+    answered_at: datetime | None = _when(nullable=True)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One signed event for one endpoint; ``webhook_id`` stays the same across retries."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "webhook_id", name="uq_webhook_delivery_endpoint_msg"),
+        Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: str = Field(max_length=64)
+    endpoint_id: str = Field(max_length=80)
+    event_type: str = Field(max_length=60)
+    handover_id: int | None = Field(default=None, foreign_key="handover.id", index=True)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=20,
+                        description="pending | delivering | delivered | retry | dead | disabled")
+    attempts: int = 0
+    next_attempt_at: datetime | None = _when(nullable=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _when(nullable=True)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _when()
+    delivered_at: datetime | None = _when(nullable=True)
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses that must never be mailed, kept only as a hash (survives erasure)."""
+
+    __tablename__ = "suppression"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(max_length=64, unique=True, description="SHA-256 of the address")
+    reason: str = Field(max_length=40, description="unsubscribed | erased | hard_bounce | "
+                        "complaint | manual")
+    created_at: datetime = _when()
+
+
+#: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
+TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, Handover,
+          WebhookDelivery, Suppression)

@@ -1,0 +1,244 @@
+"""The ``ripen`` command line. User errors exit 1 with a plain message; bugs exit 3."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import ripen
+from engine.config.compiler import CompiledConfig, load_and_compile
+from engine.config.loader import ConfigPaths
+from engine.errors import ConfigError, RipenError
+from engine.settings import Settings, load_settings
+from engine.stages import BuyingStage
+
+app = typer.Typer(
+    name="ripen",
+    help="ripen: B2B lead nurturing. Personas, content and journeys in YAML; journeys run as "
+    "Prefect flows; ripe leads go to sales through a signed webhook.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False)
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", "-C", help="Folder holding config/, content/ and templates/email/ "
+                 "[default: $RIPEN_HOME or the current folder]", show_default=False),
+]
+
+
+def _settings(root: Path | None = None) -> Settings:
+    return load_settings(home=root) if root is not None else load_settings()
+
+
+def _paths(root: Path | None) -> ConfigPaths:
+    return ConfigPaths.under(Path(_settings(root).home))
+
+
+@app.command()
+def validate(root: RootOption = None) -> None:
+    """Check every YAML file and template; print a summary, or each problem as file:line:col."""
+    config = load_and_compile(_paths(root))
+    _summary(config)
+
+
+def _summary(config: CompiledConfig) -> None:
+    stages = [s.value for s in BuyingStage]
+    table = Table(title="Content per persona and stage", title_justify="left")
+    table.add_column("persona")
+    for stage in stages:
+        table.add_column(stage, justify="right")
+    table.add_column("fast lane", justify="right")
+    for persona in config.personas.values():
+        counts = [str(len(config.content_for(persona.id, BuyingStage(s)))) for s in stages]
+        fast = sum(1 for c in config.content.values() if c.fast_lane and persona.id in c.personas)
+        table.add_row(f"{persona.name} ({persona.id})", *counts, str(fast))
+    out.print(table)
+    journeys = Table(title="Journeys", title_justify="left")
+    for column in ("journey", "kind", "version", "stages", "steps"):
+        journeys.add_column(column)
+    for journey in config.journeys.values():
+        journeys.add_row(journey.id, journey.model.kind, journey.version,
+                         " ".join(s.value for s, _ in journey.model.stages.declared()),
+                         str(len(journey.steps)))
+    out.print(journeys)
+    steps = sum(len(j.steps) for j in config.journeys.values())
+    out.print(f"OK: {len(config.personas)} personas, {len(config.content)} content items, "
+              f"{len(config.journeys)} journeys, {steps} steps (config version {config.version})", soft_wrap=True)
+
+
+@app.command()
+def schema(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the *.schema.json files")]
+    = Path("config/schemas"),
+) -> None:
+    """Write JSON Schemas for every config file kind (editors validate and autocomplete)."""
+    from engine.config.schema import write_schemas
+
+    for path in write_schemas(out_dir):
+        out.print(f"wrote {path}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to RIPEN_DATABASE_URL (ripen run does this on start)."""
+    from engine.store import database
+
+    settings = _settings()
+    engine = database.make_engine(settings.effective_database_url)
+    try:
+        database.upgrade(engine)
+        out.print(f"database at revision {database.current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's migration revision and the newest one available."""
+    from engine.store import database
+
+    engine = database.make_engine(_settings().effective_database_url)
+    try:
+        out.print(f"current: {database.current_revision(engine) or 'none'}, "
+                  f"head: {database.head_revision()}")
+    finally:
+        engine.dispose()
+
+
+def _prepare_prefect(settings: Settings) -> None:
+    """Embedded mode: Prefect keeps its files under var/ and calls nobody."""
+    os.environ.setdefault("PREFECT_HOME", str((settings.var_dir / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_UI_ENABLED", "false")
+
+
+@app.command()
+def tick(
+    now: Annotated[str | None, typer.Option(help="Pretend it is this time (ISO 8601); "
+                                            "default: now")] = None,
+) -> None:
+    """Run one scheduler tick (the Prefect tick flow) and print what was due."""
+    at = _parse_time(now) if now else None
+    settings = _settings()
+    _prepare_prefect(settings)
+    from engine.bootstrap import bootstrap
+    from flows import runtime
+    from flows.tick import run_tick
+
+    ripen_app = bootstrap(settings)
+    runtime.use(ripen_app)
+    try:
+        due = run_tick(at)
+    finally:
+        runtime.use(None)
+        ripen_app.dispose()
+    if not due:
+        out.print("nothing due")
+    for row in due:
+        out.print(f"{row['journey']}@{row['version']} {row['step']}: {row['due']} due")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise RipenError(f'--now "{text}" is not an ISO 8601 time, e.g. 2026-11-23T09:00:00Z') \
+            from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@app.command()
+def run(
+    host: Annotated[str, typer.Option(help="Address the API listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API")] = 8000,
+    tick_seconds: Annotated[int | None, typer.Option(
+        help="Seconds between ticks [default: $RIPEN_TICK_SECONDS or 60]",
+        show_default=False)] = None,
+) -> None:
+    """Validate, migrate, then serve the API and run the scheduler until Ctrl-C."""
+    settings = _settings()
+    _prepare_prefect(settings)
+    import uvicorn
+
+    from engine.bootstrap import bootstrap
+    from flows import runtime
+    from flows.tick import run_tick
+    from ripen.api.app import SchedulerStatus, create_app
+    from ripen.scheduler import TickScheduler
+
+    ripen_app = bootstrap(settings)
+    runtime.use(ripen_app)
+    status = SchedulerStatus()
+    scheduler = TickScheduler(tick=run_tick, every_seconds=tick_seconds or settings.tick_seconds,
+                              clock=ripen_app.clock, status=status)
+    api = create_app(ripen_app, status)
+    out.print(f"ripen {ripen.__version__}: config {ripen_app.config.version}, "
+              f"database {settings.effective_database_url}, mail {settings.effective_mail_url}")
+    scheduler.start()
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="info")
+    finally:
+        scheduler.shutdown()
+        runtime.use(None)
+        ripen_app.dispose()
+        out.print("ripen stopped")
+
+
+def main() -> None:
+    """Entry point: plain messages for user errors (exit 1), a log file for bugs (exit 3)."""
+    try:
+        result = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        count = len(exc.problems)
+        _plain_error(f"{exc.format()}\n{count} problem{'s' if count != 1 else ''} found")
+        sys.exit(1)
+    except RipenError as exc:
+        _plain_error(f"error: {exc}")
+        sys.exit(1)
+    except Exception:
+        log_file = _crash_log(traceback.format_exc())
+        _plain_error(f"ripen failed unexpectedly (a bug); details are in {log_file}")
+        sys.exit(3)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _plain_error(text: str) -> None:
+    """Errors go out unwrapped and unstyled: one problem per line, for editors and grep."""
+    sys.stdout.flush()
+    print(text, file=sys.stderr, flush=True)
+
+
+def _crash_log(text: str) -> Path:
+    folder = Path("var") / "log"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    path = folder / "ripen-error.log"
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(f"--- {datetime.now(UTC).isoformat()}\n{text}\n")
+    logging.getLogger("ripen").error("unexpected error, see %s", path)
+    return path
