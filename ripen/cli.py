@@ -124,7 +124,9 @@ def db_current() -> None:
 
 def _prepare_prefect(settings: Settings) -> None:
     """Embedded mode: Prefect keeps its files under var/ and calls nobody."""
-    os.environ.setdefault("PREFECT_HOME", str((settings.var_dir / "prefect").resolve()))
+    home = Path(os.environ.setdefault("PREFECT_HOME",
+                                      str((settings.var_dir / "prefect").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_UI_ENABLED", "false")
 

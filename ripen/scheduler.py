@@ -20,6 +20,16 @@ from ripen.api.app import SchedulerStatus
 log = logging.getLogger("ripen.scheduler")
 
 
+class _QuietSkips(logging.Filter):
+    """A tick still running when the next is due is normal (coalesce); don't warn about it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
+
+
 class TickScheduler:
     def __init__(self, *, tick: Callable[[], list[dict[str, object]]], every_seconds: int,
                  clock: Clock, status: SchedulerStatus) -> None:
