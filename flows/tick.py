@@ -10,7 +10,7 @@ from prefect import flow, task
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from engine.store.database import session
-from engine.tick import due_steps
+from engine.store.enrollments import due_steps
 from flows import runtime
 
 

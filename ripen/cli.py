@@ -79,8 +79,14 @@ def _summary(config: CompiledConfig) -> None:
                          str(len(journey.steps)))
     out.print(journeys)
     steps = sum(len(j.steps) for j in config.journeys.values())
-    out.print(f"OK: {len(config.personas)} personas, {len(config.content)} content items, "
-              f"{len(config.journeys)} journeys, {steps} steps (config version {config.version})", soft_wrap=True)
+    counts = ", ".join(_count(n, what) for n, what in (
+        (len(config.personas), "persona"), (len(config.content), "content item"),
+        (len(config.journeys), "journey"), (steps, "step")))
+    out.print(f"OK: {counts} (config version {config.version})", soft_wrap=True)
+
+
+def _count(number: int, what: str) -> str:
+    return f"{number} {what}{'' if number == 1 else 's'}"
 
 
 @app.command()

@@ -164,7 +164,7 @@ def _unique(loaded: Iterable[Loaded[Any]], what: str, problems: list[Problem]) -
 def _choices(known: Iterable[str], what: str = "known") -> str:
     names = sorted(known)
     if not names:
-        return f"there are no {what} ids yet"
+        return f"there are no {what} yet"
     shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
     return f"{what}: {shown}"
 
@@ -193,6 +193,8 @@ class _JourneyChecker:
         if journey.persona is not None and journey.persona not in self.personas:
             problem(doc.problem(("persona",), f'unknown persona "{journey.persona}"',
                                 _choices(self.personas, "personas")))
+            # Check the rest as a journey for no persona in particular: one mistake, one error.
+            journey = journey.model_copy(update={"persona": None})
 
         steps: dict[str, Step] = {}
         stage_of: dict[str, JourneyStage] = {}
@@ -330,7 +332,8 @@ class _JourneyChecker:
                 loc, f'unknown template "{name}"',
                 f"create {self.templates.display(self.templates.file(name, 'html'))} and "
                 f".txt.j2, or use one of: "
-                + ", ".join(sorted(n for n in self.template_names if "/" not in n))))
+                + ", ".join(sorted(n for n in self.template_names
+                                   if "/" not in n and not n.startswith("base")))))
             return
         missing = self.templates.missing_parts(name)
         if missing:

@@ -124,7 +124,7 @@ def _yaml_message(exc: MarkedYAMLError) -> str:
 def _yaml_hint(message: str) -> str | None:
     if "duplicate key" in message:
         return "each key may appear once in a mapping; merge or rename the two entries"
-    if "tab" in message:
+    if "tab" in message or "'\\t'" in message:
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in message:
         return 'quote values that contain ": " (e.g. title: "Leads: the guide")'

@@ -29,8 +29,8 @@ TRANSACTIONAL = "transactional/"
 
 #: Variables every marketing mail must show, and how to fix a template that lacks one.
 REQUIRED_IN_MARKETING = {
-    "unsubscribe_url": "the unsubscribe link",
-    "imprint": "the sender imprint (Impressum)",
+    "unsubscribe_url": "unsubscribe link",
+    "imprint": "sender imprint (Impressum)",
 }
 
 
@@ -98,6 +98,8 @@ class TemplateCatalog:
             if not (self.folder / relative).is_file():
                 continue
             used = self._variables(env, relative, set())
+            if used is None:
+                continue  # does not parse: reported by syntax_problems
             for variable, what in REQUIRED_IN_MARKETING.items():
                 if variable not in used:
                     yield Problem(
@@ -106,7 +108,13 @@ class TemplateCatalog:
                         f"show {{{{ {variable} }}}} in it, or extend base.{part}.j2 which does",
                     )
 
-    def _variables(self, env: SandboxedEnvironment, relative: str, seen: set[str]) -> set[str]:
+    def _variables(
+        self, env: SandboxedEnvironment, relative: str, seen: set[str]
+    ) -> set[str] | None:
+        """Variables used by the template and everything it extends or includes.
+
+        ``None`` when one of them cannot be read or parsed (reported elsewhere).
+        """
         if relative in seen:
             return set()
         seen.add(relative)
@@ -114,10 +122,13 @@ class TemplateCatalog:
         try:
             source, _, _ = env.loader.get_source(env, relative)
             ast = env.parse(source)
-        except (OSError, TemplateNotFound, TemplateSyntaxError):  # reported elsewhere
-            return set()
+        except (OSError, UnicodeDecodeError, TemplateNotFound, TemplateSyntaxError):
+            return None
         used = set(meta.find_undeclared_variables(ast))
         for child in meta.find_referenced_templates(ast):
             if child is not None:
-                used |= self._variables(env, child, seen)
+                more = self._variables(env, child, seen)
+                if more is None:
+                    return None
+                used |= more
         return used

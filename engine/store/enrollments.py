@@ -1,4 +1,4 @@
-"""What one scheduler tick looks at: the enrollments whose step is due.
+"""Enrollment queries: what one scheduler tick looks at.
 
 The journey runtime (send, wait, branch …) builds on this; today a tick reports what is
 due per journey and step, read through the ``ix_enrollment_due`` index.
