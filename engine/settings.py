@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from engine.errors import RipenError
 
 #: Only ever accepted with RIPEN_ENV=development (the default for `make run` and tests).
-DEVELOPMENT_SECRET = "dev-only-insecure-key-change-me"
+DEVELOPMENT_SECRET = "dev-only-insecure-key-change-me"  # noqa: S105 - refused in production
 
 
 class Settings(BaseSettings):

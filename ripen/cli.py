@@ -214,7 +214,7 @@ def main() -> None:
     try:
         result = app(standalone_mode=False)
     except click.exceptions.Abort:
-        err.print("aborted")
+        _plain_error("aborted")
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()

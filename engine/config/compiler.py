@@ -220,12 +220,12 @@ class _JourneyChecker:
         for stage, plan in stages:
             ids = [s.id for s in plan.steps]
             for index, step in enumerate(plan.steps):
-                if locs.get(step.id) != ("stages", stage.value, "steps", index):
+                step_loc: Loc = ("stages", stage.value, "steps", index)
+                if locs.get(step.id) != step_loc:
                     continue  # a duplicate, already reported
-                loc = locs[step.id]
                 following = ids[index + 1] if index + 1 < len(ids) else None
-                transitions[step.id] = self._step(journey, doc, stage, step, loc, following,
-                                                  steps, entry, declared)
+                transitions[step.id] = self._step(journey, doc, stage, step, step_loc,
+                                                  following, steps, entry, declared)
             self._stage_exit(doc, stage, plan.exit, declared)
             if journey.kind == "nurture":
                 self._fast_lane_offer(journey, doc, stage, plan.steps)
@@ -235,7 +235,8 @@ class _JourneyChecker:
         self._slowest_case(journey, doc)
         for new in journey.in_flight.step_map.values():
             if new not in steps:
-                problem(doc.problem(("in_flight", "step_map"), f'step map names unknown step "{new}"',
+                problem(doc.problem(("in_flight", "step_map"),
+                                    f'step map names unknown step "{new}"',
                                     "map old step ids to step ids of this journey"))
         return CompiledJourney(
             model=journey,

@@ -135,11 +135,15 @@ Step = Annotated[
 ]
 
 
+def _clicks_and_downloads() -> list[EventType]:
+    return ["click", "download"]
+
+
 class StageExit(Frozen):
     """The stage's exit rule: enough engagement with its content moves the lead on."""
 
     engaged: int = Field(default=1, ge=1, description="events on this stage's content needed")
-    events: list[EventType] = Field(default_factory=lambda: ["click", "download"], min_length=1)
+    events: list[EventType] = Field(default_factory=_clicks_and_downloads, min_length=1)
     to: JourneyStage | None = Field(default=None, description="default: the next stage")
     skip_ahead: bool = Field(
         default=True, description="engaging with a later stage's content jumps there"

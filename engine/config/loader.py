@@ -195,7 +195,8 @@ def _problem(doc: YamlDocument, model: type[BaseModel], error: ErrorDetails) -> 
         hint = f"did you mean {close[0]}?" if close else None
         return doc.problem(loc, f"{_show(value)} is not one of: {expected}", hint)
     if kind == "string_pattern_mismatch":
-        text, hint = PATTERN_HINTS.get(str(ctx.get("pattern")), ("does not match the pattern", None))
+        text, hint = PATTERN_HINTS.get(str(ctx.get("pattern")),
+                                       ("does not match the pattern", None))
         return doc.problem(loc, f"{_show(value)} {text}", hint)
     if kind == "string_type":
         return doc.problem(loc, f"expected text, got {_show(value)}",

@@ -13,6 +13,10 @@ from engine.config.types import Duration, Frozen, ripen_error
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
+def _monday_to_friday() -> list[Weekday]:
+    return ["mon", "tue", "wed", "thu", "fri"]
+
+
 class QuietHours(Frozen):
     """No marketing mail between ``start`` and ``end`` (lead's local time); may span midnight."""
 
@@ -30,9 +34,7 @@ class FrequencyCap(Frozen):
 class Policy(Frozen):
     timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin")
     quiet_hours: QuietHours | None = None
-    business_days: list[Weekday] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
-    )
+    business_days: list[Weekday] = Field(default_factory=_monday_to_friday, min_length=1)
     holidays: list[date] = Field(default_factory=list)
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import AnyHttpUrl, EmailStr, Field, field_validator, model_validator
@@ -101,26 +103,29 @@ class Routing(Frozen):
     )
 
 
+WebhookEvent = Literal["handover.created", "handover.escalated", "handover.answered"]
+
+
+def _created_only() -> list[WebhookEvent]:
+    return ["handover.created"]
+
+
 class WebhookEndpoint(Frozen):
     """A CRM or chat endpoint receiving signed handovers (Standard Webhooks)."""
 
     id: Id
     url: AnyHttpUrl
     secret_env: str = Field(description="environment variable holding the whsec_… secret")
-    events: list[Literal["handover.created", "handover.escalated", "handover.answered"]] = Field(
-        default_factory=lambda: ["handover.created"], min_length=1
-    )
+    events: list[WebhookEvent] = Field(default_factory=_created_only, min_length=1)
     allow_private: bool = Field(
         default=False, description="allow loopback/private addresses (tests, internal CRMs)"
     )
     timeout_seconds: int = Field(default=15, ge=1, le=30)
-    retry_horizon: Duration = Field(default="3d", validate_default=True)
+    retry_horizon: Duration = timedelta(days=3)
 
     @field_validator("secret_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        import re
-
         if value.startswith("whsec_"):
             raise ripen_error(
                 "this is a secret, not the name of an environment variable; "

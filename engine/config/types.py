@@ -111,7 +111,8 @@ _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 def _language(value: Any) -> str:
     if not isinstance(value, str) or not _LANGUAGE.match(value):
-        raise ripen_error(f"{value!r} is not a language code", "use a two-letter code like de or en")
+        raise ripen_error(f"{value!r} is not a language code",
+                          "use a two-letter code like de or en")
     return value
 
 

@@ -1,0 +1,45 @@
+"""The HTTP API's operations endpoints."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from engine.bootstrap import Ripen
+from engine.clock import ManualClock
+from engine.config.compiler import load_and_compile
+from engine.config.loader import ConfigPaths
+from engine.settings import load_settings
+from engine.store import database
+from ripen.api.app import SchedulerStatus, create_app
+from tests.factories import NOW, REPO
+
+
+def _app(db: Engine, status: SchedulerStatus | None = None) -> TestClient:
+    ripen = Ripen(settings=load_settings(), config=load_and_compile(ConfigPaths.under(REPO)),
+                  db=db, clock=ManualClock(NOW))
+    return TestClient(create_app(ripen, status))
+
+
+def test_health_reports_database_schema_config_and_scheduler(migrated: Engine) -> None:
+    """/health answers 200 with the schema revision, config version and last tick."""
+    status = SchedulerStatus(running=True, last_tick_at=NOW)
+    response = _app(migrated, status).get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == "ok"
+    assert body["schema"] == database.head_revision()
+    assert body["scheduler"] == {"running": True, "last_tick_at": "2026-11-23T09:00:00+00:00",
+                                 "last_tick_error": None}
+    assert set(body["journeys"]) >= {"monika-marketing", "praxisbrief"}
+
+
+def test_health_is_503_when_the_database_is_unreachable() -> None:
+    """A dead database makes /health fail (for load balancers), without a traceback."""
+    dead = database.make_engine("postgresql://nobody@127.0.0.1:9/none",
+                                connect_args={"connect_timeout": 2})
+    response = _app(dead).get("/health")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unreachable"
+    assert "Traceback" not in response.text

@@ -1,0 +1,139 @@
+"""The ``ripen`` command as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from engine.config.schema import json_schemas, schema_file_name
+from tests.factories import REPO, config_tree
+
+RIPEN = str(Path(sys.executable).with_name("ripen"))
+
+
+def ripen(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None,
+          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RIPEN_")}
+    environment.update(env or {})
+    return subprocess.run([RIPEN, *args], cwd=cwd, env=environment, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def test_validate_the_example_configuration() -> None:
+    """`ripen validate` exits 0 with a summary of personas, content, journeys and steps."""
+    result = ripen("validate")
+    assert result.returncode == 0, result.stderr
+    assert "OK: 3 personas, 31 content items, 6 journeys, 81 steps" in result.stdout
+    assert "Monika Marketing" in result.stdout
+    assert result.stderr == ""
+
+
+def test_validate_reports_problems_plainly_and_exits_1(tmp_path: Path) -> None:
+    """Each problem is one unwrapped `file:line:col: message` line plus a hint; no traceback."""
+    root = config_tree(tmp_path / "cfg", {
+        "config/journeys/anna.yaml": [("wait: 3d", "wait: 3 days")],
+        "content/items.yaml": [("type: guide", "type: guid")],
+    })
+    result = ripen("validate", "--root", str(root))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        'config/journeys/anna.yaml:10:15: stages.INF.steps[1].wait: "3 days" is not a duration\n'
+        "  hint: write durations like 3d, 12h, 90m or 2w\n"
+        'content/items.yaml:10:11: items[1].type: "guid" is not one of: article, blog_post, '
+        "case_study, checklist, demo, ebook, event, guide, infographic, newsletter, podcast, "
+        "study, tool, video, webinar or whitepaper\n"
+        "  hint: did you mean guide?\n"
+        "2 problems found\n"
+    )
+
+
+def test_validate_a_folder_without_configuration(tmp_path: Path) -> None:
+    """An empty folder gets one clear problem per missing folder, exit 1."""
+    result = ripen("validate", "-C", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[:2] == ["config:1:1: the config folder is missing",
+                                              "  hint: create config/ (see the README)"]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_settings_are_a_user_error() -> None:
+    """A malformed RIPEN_* variable names the variable and exits 1."""
+    result = ripen("validate", env={"RIPEN_TICK_SECONDS": "often"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: invalid settings:\n  RIPEN_TICK_SECONDS:")
+
+
+def test_schema_accepts_every_example_file(tmp_path: Path) -> None:
+    """`ripen schema` writes schemas that accept the example YAML files (jsonschema)."""
+    result = ripen("schema", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    kinds = {
+        "persona": sorted((REPO / "config" / "personas").glob("*.yaml")),
+        "content": sorted((REPO / "content").glob("*.yaml")),
+        "journey": sorted((REPO / "config" / "journeys").glob("*.yaml")),
+        "scoring": [REPO / "config" / "scoring.yaml"],
+        "sla": [REPO / "config" / "sla.yaml"],
+        "policy": [REPO / "config" / "policy.yaml"],
+    }
+    yaml = YAML(typ="safe")
+    for kind, files in kinds.items():
+        schema = json.loads((tmp_path / schema_file_name(kind)).read_text(encoding="utf-8"))
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert files
+        for file in files:
+            data = json.loads(json.dumps(yaml.load(file), default=str))
+            jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+            assert "$schema=" in file.read_text(encoding="utf-8").splitlines()[0], file
+
+
+def test_schema_rejects_a_typo() -> None:
+    """The schemas are strict like the models: an unknown key fails in the editor too."""
+    schema = json_schemas()["persona"]
+    with pytest.raises(jsonschema.ValidationError, match="nmae"):
+        jsonschema.validate({"id": "x", "nmae": "X", "name": "X", "positions": ["a"],
+                             "fit": {"regions": ["DE"]}}, schema)
+
+
+def test_committed_schemas_are_current() -> None:
+    """config/schemas/ matches the models (run `ripen schema` after changing a model)."""
+    for kind, schema in json_schemas().items():
+        committed = json.loads((REPO / "config" / "schemas" / schema_file_name(kind))
+                               .read_text(encoding="utf-8"))
+        assert committed == schema, f"config/schemas/{schema_file_name(kind)} is stale"
+
+
+def test_db_upgrade_and_tick(tmp_path: Path) -> None:
+    """`ripen db upgrade` migrates; `ripen tick --now` runs the Prefect tick flow once."""
+    env = {"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}",
+           "PREFECT_HOME": str(tmp_path / "prefect")}
+    upgraded = ripen("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "database at revision 0001" in upgraded.stdout
+    ticked = ripen("tick", "--now", "2026-11-23T09:00:00Z", env=env, timeout=240)
+    assert ticked.returncode == 0, ticked.stderr
+    assert "nothing due" in ticked.stdout
+    assert "Finished in state Completed()" in ticked.stdout + ticked.stderr
+
+
+def test_tick_refuses_a_bad_time() -> None:
+    """`--now` must be ISO 8601; anything else is a plain error."""
+    result = ripen("tick", "--now", "next tuesday")
+    assert result.returncode == 1
+    assert result.stderr == ('error: --now "next tuesday" is not an ISO 8601 time, '
+                             "e.g. 2026-11-23T09:00:00Z\n")
+
+
+def test_help_lists_the_commands() -> None:
+    """`ripen --help` shows every command of this stage."""
+    result = ripen("--help")
+    assert result.returncode == 0
+    for command in ("validate", "schema", "db", "tick", "run"):
+        assert command in result.stdout
