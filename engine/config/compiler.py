@@ -456,12 +456,7 @@ class _JourneyChecker:
 def _check_sla(sla: Loaded[Sla], journeys: Mapping[str, Journey], personas: Mapping[str, Persona],
                content: Mapping[str, ContentItem], problems: list[Problem]) -> None:
     doc, model = sla.doc, sla.model
-    reps: set[str] = set()
-    for index, rep in enumerate(model.reps):
-        if rep.id in reps:
-            problems.append(doc.problem(("reps", index, "id"), f'rep id "{rep.id}" is used twice',
-                                        "give each rep their own id"))
-        reps.add(rep.id)
+    reps = _distinct(doc, "reps", "id", [r.id for r in model.reps], "rep", problems)
     for index, rule in enumerate(model.routing.rules):
         for j, rep_id in enumerate(rule.assign):
             if rep_id not in reps:
@@ -472,13 +467,9 @@ def _check_sla(sla: Loaded[Sla], journeys: Mapping[str, Journey], personas: Mapp
                 problems.append(doc.problem(("routing", "rules", index, "when", "personas", j),
                                             f'unknown persona "{persona}"',
                                             _choices(personas, "personas")))
-    codes: set[str] = set()
+    _distinct(doc, "rejection_reasons", "code", [r.code for r in model.rejection_reasons],
+              "rejection reason", problems)
     for index, reason in enumerate(model.rejection_reasons):
-        if reason.code in codes:
-            problems.append(doc.problem(("rejection_reasons", index, "code"),
-                                        f'reason code "{reason.code}" is used twice',
-                                        "give each rejection reason its own code"))
-        codes.add(reason.code)
         _journey_ref(doc, ("rejection_reasons", index, "recycle_journey"),
                      reason.recycle_journey, journeys, problems)
     for outcome, route in model.outcomes.items():
@@ -494,13 +485,21 @@ def _check_sla(sla: Loaded[Sla], journeys: Mapping[str, Journey], personas: Mapp
             problems.append(doc.problem(("fast_lane", "signals", index, "content"),
                                         f'unknown content "{signal.content}"',
                                         _choices(content, "content")))
-    endpoints: set[str] = set()
-    for index, endpoint in enumerate(model.webhooks):
-        if endpoint.id in endpoints:
-            problems.append(doc.problem(("webhooks", index, "id"),
-                                        f'webhook id "{endpoint.id}" is used twice',
-                                        "give each endpoint its own id"))
-        endpoints.add(endpoint.id)
+    _distinct(doc, "webhooks", "id", [w.id for w in model.webhooks], "webhook endpoint",
+              problems)
+
+
+def _distinct(doc: YamlDocument, section: str, field: str, keys: list[str], what: str,
+              problems: list[Problem]) -> set[str]:
+    """The keys of a list section; a repeated key is a problem at its second use."""
+    seen: set[str] = set()
+    for index, key in enumerate(keys):
+        if key in seen:
+            problems.append(doc.problem((section, index, field),
+                                        f'{what} {field} "{key}" is used twice',
+                                        f"give each {what} its own {field}"))
+        seen.add(key)
+    return seen
 
 
 def _journey_ref(doc: YamlDocument, loc: Loc, journey_id: str, journeys: Mapping[str, Journey],

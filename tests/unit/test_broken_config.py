@@ -251,6 +251,11 @@ CASES = [
         {'config/policy.yaml': None},
         'config/policy.yaml:1:1: the file is missing\n  hint: create config/policy.yaml (see the README)',
     ),
+    Broken(
+        'sla_duplicate_rep',
+        {'config/sla.yaml': [('  - {id: rep-one, name: Rep One, email: rep.one@example.com}\n', '  - {id: rep-one, name: Rep One, email: rep.one@example.com}\n  - {id: rep-one, name: Rep Two, email: rep.two@example.com}\n')]},
+        'config/sla.yaml:9:10: reps[1].id: rep id "rep-one" is used twice\n  hint: give each rep its own id',
+    ),
 ]
 
 
