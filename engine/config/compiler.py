@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from engine.config.consent import ConsentConfig
 from engine.config.content import ContentItem
 from engine.config.journey import (
     AdvanceStep,
@@ -26,6 +27,7 @@ from engine.config.journey import (
     WaitStep,
 )
 from engine.config.loader import ConfigPaths, Loaded, LoadedConfig, load_config
+from engine.config.mail import MailIdentity
 from engine.config.persona import Persona
 from engine.config.policy import Policy
 from engine.config.scoring import Scoring
@@ -70,6 +72,8 @@ class CompiledConfig:
     scoring: Scoring
     sla: Sla
     policy: Policy
+    consent: ConsentConfig
+    mail: MailIdentity
     templates: TemplateCatalog
     version: str
 
@@ -122,6 +126,7 @@ def compile_config(loaded: LoadedConfig) -> CompiledConfig:
     }
     _check_sla(loaded.sla, journey_models, personas, content, problems)
     _check_scoring(loaded.scoring, problems)
+    _check_consent(loaded.consent, problems)
     if problems:
         raise ConfigError(problems)
     versions = {
@@ -131,6 +136,8 @@ def compile_config(loaded: LoadedConfig) -> CompiledConfig:
         "scoring": model_version(loaded.scoring.model),
         "sla": model_version(loaded.sla.model),
         "policy": model_version(loaded.policy.model),
+        "consent": model_version(loaded.consent.model),
+        "mail": model_version(loaded.mail.model),
     }
     version = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:12]
     return CompiledConfig(
@@ -140,6 +147,8 @@ def compile_config(loaded: LoadedConfig) -> CompiledConfig:
         scoring=loaded.scoring.model,
         sla=loaded.sla.model,
         policy=loaded.policy.model,
+        consent=loaded.consent.model,
+        mail=loaded.mail.model,
         templates=templates,
         version=version,
     )
@@ -520,3 +529,13 @@ def _check_scoring(scoring: Loaded[Scoring], problems: list[Problem]) -> None:
                 f"grade {grade} needs {needed} points, but explicit scoring gives at most {most}",
                 "lower the threshold or raise the points under `explicit`"))
             break
+
+
+def _check_consent(consent: Loaded[ConsentConfig], problems: list[Problem]) -> None:
+    """Versions are unique (a shown text is never edited) and `current` is one of them."""
+    versions = _distinct(consent.doc, "texts", "version",
+                         [t.version for t in consent.model.texts], "consent text", problems)
+    if consent.model.current not in versions:
+        problems.append(consent.doc.problem(
+            ("current",), f'no consent text has version "{consent.model.current}"',
+            "versions: " + ", ".join(sorted(versions))))

@@ -11,8 +11,10 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from engine.config.consent import ConsentConfig
 from engine.config.content import ContentCatalog
 from engine.config.journey import STEP_ACTIONS, Journey
+from engine.config.mail import MailIdentity
 from engine.config.persona import Persona
 from engine.config.policy import Policy
 from engine.config.scoring import Scoring
@@ -64,6 +66,8 @@ class LoadedConfig:
     scoring: Loaded[Scoring]
     sla: Loaded[Sla]
     policy: Loaded[Policy]
+    consent: Loaded[ConsentConfig]
+    mail: Loaded[MailIdentity]
 
 
 #: File kinds: name → (model, where the files are, relative to ``ConfigPaths``).
@@ -74,6 +78,8 @@ FILE_KINDS: dict[str, type[BaseModel]] = {
     "scoring": Scoring,
     "sla": Sla,
     "policy": Policy,
+    "consent": ConsentConfig,
+    "mail": MailIdentity,
 }
 
 
@@ -108,9 +114,12 @@ def load_config(paths: ConfigPaths) -> LoadedConfig:
     scoring = one(paths.config / "scoring.yaml", Scoring)
     sla = one(paths.config / "sla.yaml", Sla)
     policy = one(paths.config / "policy.yaml", Policy)
-    if problems or scoring is None or sla is None or policy is None:
+    consent = one(paths.config / "consent.yaml", ConsentConfig)
+    mail = one(paths.config / "mail.yaml", MailIdentity)
+    if (problems or scoring is None or sla is None or policy is None or consent is None
+            or mail is None):
         raise ConfigError(problems)
-    return LoadedConfig(paths, personas, content, journeys, scoring, sla, policy)
+    return LoadedConfig(paths, personas, content, journeys, scoring, sla, policy, consent, mail)
 
 
 def _yaml_files(folder: Path) -> list[Path]:

@@ -15,6 +15,8 @@ TITLES = {
     "scoring": "ripen lead scoring (config/scoring.yaml)",
     "sla": "ripen marketing–sales SLA (config/sla.yaml)",
     "policy": "ripen send policy (config/policy.yaml)",
+    "consent": "ripen consent texts and double opt-in (config/consent.yaml)",
+    "mail": "ripen sender identity and imprint (config/mail.yaml)",
 }
 
 

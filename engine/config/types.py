@@ -106,6 +106,20 @@ ContentType = Literal[
 
 FitGrade = Literal["A", "B", "C", "D"]
 
+def _header_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ripen_error(f"expected text, got {value!r}", 'quote the value: "…"')
+    if "\r" in value or "\n" in value:
+        raise ripen_error("a mail header cannot contain a line break",
+                          "write it on one line (line breaks in headers let attackers add "
+                          "headers)")
+    return value
+
+
+#: Text that ends up in a mail header (sender name, subject): no CR or LF, ever.
+HeaderText = Annotated[str, BeforeValidator(_header_text),
+                       WithJsonSchema({"type": "string", "pattern": "^[^\r\n]*$"})]
+
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 

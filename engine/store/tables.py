@@ -64,6 +64,16 @@ class Lead(SQLModel, table=True):
     bant_need: bool = False
     bant_budget: bool = False
     bant_timeline_months: int | None = None
+    consent_version: str | None = Field(default=None, max_length=40)
+    tracking_consent: bool = False
+    phone_consent: bool = False
+    doi_nonce: str | None = Field(default=None, max_length=32, unique=True,
+                                  description="random id inside the confirmation token")
+    doi_requested_at: datetime | None = _when(nullable=True, index=True)
+    doi_reminded_at: datetime | None = _when(nullable=True)
+    confirmed_at: datetime | None = _when(nullable=True)
+    unsubscribed_at: datetime | None = _when(nullable=True)
+    mail_paused_until: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
     updated_at: datetime = _when()
 
@@ -76,7 +86,11 @@ class ConsentRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
     purpose: str = Field(max_length=40, description="email_marketing | tracking | phone")
-    action: str = Field(max_length=20, description="requested | confirmed | withdrawn")
+    action: str = Field(max_length=20, description="requested | confirmed | withdrawn | "
+                        "paused")
+    source: str | None = Field(default=None, max_length=40)
+    campaign: str | None = Field(default=None, max_length=120)
+    language: str | None = Field(default=None, max_length=2)
     text_version: str | None = Field(default=None, max_length=40)
     text_sha256: str | None = Field(default=None, max_length=64)
     text_shown: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -164,6 +178,8 @@ class MailOutbox(SQLModel, table=True):
     idempotency_key: str = Field(max_length=200, unique=True)
     lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
     kind: str = Field(max_length=20, description="marketing | transactional")
+    category: str = Field(default="nurture", max_length=30,
+                          description="doi | doi_reminder | nurture | notification …")
     to_address: str | None = Field(default=None, max_length=320)
     subject: str = Field(max_length=300)
     message_id: str = Field(max_length=255, unique=True)
@@ -178,6 +194,8 @@ class MailOutbox(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = _when(nullable=True)
     last_error: str | None = Field(default=None, max_length=1000)
+    # Set just before SMTP DATA: a crash after it leaves the row `unknown`, never resent.
+    data_started_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
     sent_at: datetime | None = _when(nullable=True)
 
@@ -240,6 +258,17 @@ class Suppression(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class SignupAttempt(SQLModel, table=True):
+    """Sign-up attempts, kept a short while for per-address and per-IP limits."""
+
+    __tablename__ = "signup_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(max_length=64, index=True)
+    ip: str | None = Field(default=None, max_length=45, index=True)
+    at: datetime = _when(index=True)
+
+
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
 TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, Handover,
-          WebhookDelivery, Suppression)
+          WebhookDelivery, Suppression, SignupAttempt)

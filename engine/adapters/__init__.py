@@ -1,0 +1,1 @@
+"""Transports: the only modules that open sockets or write mail files."""

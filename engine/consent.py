@@ -1,0 +1,430 @@
+"""Capture and double opt-in with court-proof consent (DSGVO/UWG; seed 002 §5.2).
+
+Without a confirmed opt-in nothing is mailed. Every request, confirmation, pause and
+withdrawal is appended to the consent ledger with the text exactly as shown (BGH I ZR 164/09).
+A GET never confirms (mail scanners pre-fetch links): only ``confirm`` does, which the
+API calls for the POST of a button. Answers to sign-ups do not depend on the address's
+state, so the form cannot be used to find out who is subscribed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from engine.addresses import InvalidAddress, address_hash, normalise_email
+from engine.clock import Clock
+from engine.config.compiler import CompiledConfig
+from engine.config.consent import ConsentText
+from engine.errors import RipenError
+from engine.mail.message import check_header, new_message_id
+from engine.mail.render import Renderer
+from engine.store.tables import Account, ConsentRecord, Lead, MailOutbox, SignupAttempt
+from engine.store.uow import UnitOfWork, UowFactory
+from engine.tokens import Purpose, TokenExpired, TokenInvalid, Tokens
+
+LeadSource = Literal["website", "telemarketing", "direct_mail", "event", "trade_fair", "ad",
+                     "import", "api", "partner", "other"]
+LEAD_SOURCES: tuple[str, ...] = LeadSource.__args__  # type: ignore[attr-defined]
+#: Suppressions a new double opt-in may lift (the person asks again); others stay.
+LIFTABLE = ("unsubscribed", "erased")
+PAUSE = timedelta(days=90)
+
+
+class ConsentError(RipenError):
+    """A sign-up that cannot be accepted as given (missing consent, unknown version …)."""
+
+
+class Answer(StrEnum):
+    """What the sign-up form may say: the same for every address state."""
+
+    ACCEPTED = "accepted"
+    RATE_LIMITED = "rate_limited"
+
+
+class LeadState(StrEnum):
+    """What really happened (for imports and logs, never for the public form)."""
+
+    NEW = "new"
+    PENDING = "pending"
+    CONFIRMED = "already_confirmed"
+    SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    source: str
+    consent_version: str
+    purposes: frozenset[str] = frozenset({"email_marketing"})
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    job_title: str | None = None
+    phone: str | None = None
+    language: str = "de"
+    campaign: str | None = None
+    persona: str | None = None
+    form: str = "web-form"
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class SignUpResult:
+    answer: Answer
+    state: LeadState | None = None
+    retry_after: int | None = None
+    send_now: list[int] = field(default_factory=list)
+
+
+class Confirmation(StrEnum):
+    CONFIRMED = "confirmed"
+    ALREADY = "already_confirmed"
+
+
+@dataclass(frozen=True)
+class ProofEntry:
+    occurred_at: datetime
+    action: str
+    purpose: str
+    detail: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Proof:
+    email: str
+    status: str
+    created_at: datetime
+    source: str | None
+    campaign: str | None
+    entries: list[ProofEntry]
+    texts: dict[str, str]  # sha256 → full text as shown
+
+
+class ConsentService:
+    def __init__(self, *, uow: UowFactory, config: CompiledConfig, tokens: Tokens,
+                 renderer: Renderer, clock: Clock, base_url: str,
+                 check_deliverability: bool = False) -> None:
+        self.uow = uow
+        self.config = config
+        self.tokens = tokens
+        self.renderer = renderer
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+        self.check_deliverability = check_deliverability
+
+    # --- sign-up ------------------------------------------------------------------------
+
+    def sign_up(self, request: SignUp) -> SignUpResult:
+        """Record a sign-up and queue its confirmation mail; see the module docstring."""
+        email = normalise_email(request.email, check_deliverability=self.check_deliverability)
+        text = self._check_request(request)
+        now = self.clock()
+        digest = address_hash(email)
+        rules = self.config.consent.doi
+        with self.uow() as uow:
+            by_address = uow.attempts_since(email_hash=digest, since=now - rules.per_address.per)
+            by_ip = uow.attempts_since(ip=request.ip, since=now - rules.per_ip.per) \
+                if request.ip else []
+            uow.add(_attempt(digest, request.ip, now))
+            if len(by_address) >= rules.per_address.max or len(by_ip) >= rules.per_ip.max:
+                waits = []
+                if len(by_address) >= rules.per_address.max:
+                    waits.append(by_address[-rules.per_address.max] + rules.per_address.per)
+                if len(by_ip) >= rules.per_ip.max:
+                    waits.append(by_ip[-rules.per_ip.max] + rules.per_ip.per)
+                uow.commit()
+                retry = max(1, int((max(waits) - now).total_seconds()) + 1)
+                return SignUpResult(Answer.RATE_LIMITED, retry_after=retry)
+
+            suppressed = uow.suppression(digest)
+            if suppressed is not None and suppressed.reason not in LIFTABLE:
+                uow.commit()  # keep the attempt; say the same as always
+                return SignUpResult(Answer.ACCEPTED, LeadState.SUPPRESSED)
+
+            lead = uow.lead_by_email(email)
+            if lead is not None and lead.status == "confirmed":
+                _merge_profile(lead, request, now)
+                uow.add(lead)
+                uow.commit()
+                return SignUpResult(Answer.ACCEPTED, LeadState.CONFIRMED)
+
+            state = LeadState.PENDING if lead is not None else LeadState.NEW
+            if lead is None:
+                lead = Lead(public_id=secrets.token_urlsafe(16), email=email,
+                            status="pending", created_at=now, updated_at=now,
+                            source=request.source, campaign=request.campaign)
+            lead.status = "pending"
+            _merge_profile(lead, request, now)
+            if request.company and lead.account_id is None:
+                account = uow.account_by_name(request.company)
+                if account is None:
+                    account = Account(name=request.company, created_at=now)
+                    uow.add(account)
+                    uow.flush()
+                lead.account_id = account.id
+            if lead.doi_nonce is None or lead.doi_requested_at is None or \
+                    now - lead.doi_requested_at > rules.link_valid_for:
+                lead.doi_nonce = secrets.token_urlsafe(16)
+                lead.doi_requested_at = now
+                lead.doi_reminded_at = None
+            lead.consent_version = request.consent_version
+            uow.add(lead)
+            uow.flush()
+            assert lead.id is not None
+            for purpose in sorted(request.purposes):
+                shown = text.purposes[purpose]  # type: ignore[index]  # checked above
+                uow.add(ConsentRecord(
+                    lead_id=lead.id, purpose=purpose, action="requested",
+                    text_version=request.consent_version,
+                    text_sha256=hashlib.sha256(shown.encode("utf-8")).hexdigest(),
+                    text_shown=shown, form=request.form, source=request.source,
+                    campaign=request.campaign, language=request.language,
+                    ip=request.ip, user_agent=_clip(request.user_agent, 512), occurred_at=now))
+            row = self._doi_mail(uow, lead, now, reminder=False)
+            uow.commit()
+            assert row.id is not None
+            return SignUpResult(Answer.ACCEPTED, state, send_now=[row.id])
+
+    def _check_request(self, request: SignUp) -> ConsentText:
+        if request.source not in LEAD_SOURCES:
+            raise ConsentError(f'unknown source "{request.source}"; use one of '
+                               + ", ".join(LEAD_SOURCES))
+        text = self.config.consent.text(request.consent_version)
+        if text is None:
+            raise ConsentError(f'unknown consent text version "{request.consent_version}"')
+        if "email_marketing" not in request.purposes:
+            raise ConsentError("consent to e-mail is required to sign up")
+        unknown = set(request.purposes) - set(text.purposes)
+        if unknown:
+            raise ConsentError(f"consent text {text.version} has no purpose "
+                               + ", ".join(sorted(unknown)))
+        if "phone" in request.purposes and not request.phone:
+            raise ConsentError("phone consent needs a phone number")
+        for name in ("first_name", "last_name", "company", "job_title", "phone", "campaign"):
+            value = getattr(request, name)
+            if value is not None:
+                check_header(name, value)  # no line breaks in anything that may reach a header
+                if len(value) > 200:
+                    raise ConsentError(f"{name} is too long (at most 200 characters)")
+        return text
+
+    def _doi_mail(self, uow: UnitOfWork, lead: Lead, now: datetime, *,
+                  reminder: bool) -> MailOutbox:
+        rules = self.config.consent.doi
+        assert lead.doi_nonce is not None and lead.doi_requested_at is not None
+        token = self.tokens.dumps(Purpose.DOI, lead.doi_nonce, now=lead.doi_requested_at)
+        subject = rules.reminder_subject if reminder else rules.subject
+        html, text = self.renderer.render("transactional/doi_confirm", {
+            "subject": subject,
+            "lead": {"language": lead.language, "first_name": lead.first_name},
+            "confirm_url": f"{self.base_url}/confirm/{token}",
+            "valid_days": rules.link_valid_for.days,
+            "imprint": self.config.mail.imprint,
+        })
+        row = MailOutbox(
+            idempotency_key=f"{'doi_reminder' if reminder else 'doi'}:{lead.public_id}:"
+                            f"{secrets.token_hex(8)}",
+            lead_id=lead.id, kind="transactional",
+            category="doi_reminder" if reminder else "doi", to_address=lead.email,
+            subject=subject, message_id=new_message_id(self.config.mail.message_id_domain),
+            body_html=html, body_text=text, headers=self.unsubscribe_headers(lead, now),
+            status="pending", created_at=now)
+        uow.add(row)
+        uow.flush()
+        return row
+
+    def unsubscribe_headers(self, lead: Lead, now: datetime) -> dict[str, str]:
+        """RFC 8058 one-click unsubscribe, valid for months (no expiry)."""
+        token = self.tokens.dumps(Purpose.UNSUBSCRIBE, lead.public_id, now=now)
+        return {"List-Unsubscribe": f"<{self.base_url}/u/{token}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+    # --- confirmation -------------------------------------------------------------------
+
+    def confirm(self, token: str, *, ip: str | None, user_agent: str | None,
+                method: str = "doi-button") -> Confirmation:
+        """The POST behind the confirmation button. Raises TokenInvalid / TokenExpired."""
+        now = self.clock()
+        nonce = self.tokens.loads(Purpose.DOI, token, now=now,
+                                  max_age=self.config.consent.doi.link_valid_for)
+        with self.uow() as uow:
+            lead = uow.lead_by_nonce(nonce)
+            if lead is None or lead.email is None:
+                raise TokenInvalid("the link is not valid")
+            if lead.status == "confirmed":
+                return Confirmation.ALREADY
+            assert lead.id is not None
+            records = uow.consent_records(lead.id)
+            last_confirmed = max((r.occurred_at for r in records
+                                  if r.action in ("confirmed", "withdrawn")), default=None)
+            requested = [r for r in records if r.action == "requested"
+                         and (last_confirmed is None or r.occurred_at >= last_confirmed)]
+            purposes = {r.purpose: r for r in requested}
+            for purpose, asked in sorted(purposes.items()):
+                uow.add(ConsentRecord(
+                    lead_id=lead.id, purpose=purpose, action="confirmed",
+                    text_version=asked.text_version, text_sha256=asked.text_sha256,
+                    form=asked.form, source=asked.source, method=method, ip=ip,
+                    user_agent=_clip(user_agent, 512), occurred_at=now))
+            lead.status = "confirmed"
+            lead.confirmed_at = now
+            lead.unsubscribed_at = None
+            lead.mail_paused_until = None
+            lead.tracking_consent = "tracking" in purposes
+            lead.phone_consent = "phone" in purposes
+            lead.updated_at = now
+            uow.add(lead)
+            uow.lift_suppression(address_hash(lead.email), LIFTABLE)
+            uow.commit()
+            return Confirmation.CONFIRMED
+
+    def renew(self, token: str) -> SignUpResult:
+        """A new confirmation link for an expired one (same limits as a sign-up)."""
+        now = self.clock()
+        try:
+            nonce = self.tokens.loads(Purpose.DOI, token, now=now)
+        except TokenExpired as expired:  # pragma: no cover - loads without max_age
+            nonce = expired.payload
+        with self.uow() as uow:
+            lead = uow.lead_by_nonce(nonce)
+            if lead is None or lead.email is None or lead.status == "confirmed":
+                return SignUpResult(Answer.ACCEPTED)
+            digest = address_hash(lead.email)
+            rules = self.config.consent.doi
+            recent = uow.attempts_since(email_hash=digest, since=now - rules.per_address.per)
+            uow.add(_attempt(digest, None, now))
+            if len(recent) >= rules.per_address.max:
+                uow.commit()
+                wait = recent[-rules.per_address.max] + rules.per_address.per - now
+                return SignUpResult(Answer.RATE_LIMITED,
+                                    retry_after=max(1, int(wait.total_seconds()) + 1))
+            lead.doi_nonce = secrets.token_urlsafe(16)
+            lead.doi_requested_at = now
+            lead.doi_reminded_at = None
+            uow.add(lead)
+            row = self._doi_mail(uow, lead, now, reminder=False)
+            uow.commit()
+            assert row.id is not None
+            return SignUpResult(Answer.ACCEPTED, LeadState.PENDING, send_now=[row.id])
+
+    # --- unsubscribe --------------------------------------------------------------------
+
+    def unsubscribe(self, token: str, *, choice: Literal["all", "pause"] = "all",
+                    method: str, ip: str | None = None,
+                    user_agent: str | None = None) -> None:
+        """Takes effect before this returns; repeated calls change nothing more."""
+        now = self.clock()
+        public_id = self.tokens.loads(Purpose.UNSUBSCRIBE, token, now=now)
+        with self.uow() as uow:
+            lead = uow.lead_by_public_id(public_id)
+            if lead is None or lead.email is None:
+                return  # erased or purged: nothing left to mail
+            assert lead.id is not None
+            if choice == "pause":
+                if lead.status == "confirmed":
+                    lead.mail_paused_until = now + PAUSE
+                    uow.add(lead, ConsentRecord(
+                        lead_id=lead.id, purpose="email_marketing", action="paused",
+                        method=method, ip=ip, user_agent=_clip(user_agent, 512),
+                        occurred_at=now))
+                    uow.commit()
+                return
+            if lead.status != "unsubscribed":
+                for purpose in ("email_marketing", "tracking"):
+                    uow.add(ConsentRecord(
+                        lead_id=lead.id, purpose=purpose, action="withdrawn", method=method,
+                        ip=ip, user_agent=_clip(user_agent, 512), occurred_at=now))
+            lead.status = "unsubscribed"
+            lead.unsubscribed_at = now
+            lead.tracking_consent = False
+            lead.updated_at = now
+            uow.add(lead)
+            uow.suppress(address_hash(lead.email), "unsubscribed", now)
+            uow.cancel_marketing_mail(lead.id, "unsubscribed")
+            uow.end_enrollments(lead.id, "unsubscribed", now)
+            uow.commit()
+
+    # --- maintenance --------------------------------------------------------------------
+
+    def send_reminders(self, limit: int = 1000) -> list[int]:
+        """One reminder at most, while the first link is still valid."""
+        rules = self.config.consent.doi
+        if rules.reminder_after is None:
+            return []
+        now = self.clock()
+        with self.uow() as uow:
+            rows = []
+            for lead in uow.leads_due_for_reminder(
+                    requested_before=now - rules.reminder_after,
+                    requested_after=now - rules.link_valid_for, limit=limit):
+                if lead.email is None or uow.suppression(address_hash(lead.email)):
+                    continue
+                lead.doi_reminded_at = now
+                uow.add(lead)
+                rows.append(self._doi_mail(uow, lead, now, reminder=True))
+            uow.commit()
+            return [row.id for row in rows if row.id is not None]
+
+    def purge_unconfirmed(self, limit: int = 1000) -> int:
+        """Delete sign-ups never confirmed within link expiry plus grace (`purge_after`)."""
+        now = self.clock()
+        with self.uow() as uow:
+            leads = uow.unconfirmed_before(now - self.config.consent.doi.purge_after, limit)
+            for lead in leads:
+                assert lead.id is not None
+                uow.delete_lead_completely(lead.id)
+            uow.forget_attempts(before=now - timedelta(days=2))
+            uow.commit()
+            return len(leads)
+
+    # --- proof --------------------------------------------------------------------------
+
+    def proof(self, email: str) -> Proof:
+        address = normalise_email(email)
+        with self.uow() as uow:
+            lead = uow.lead_by_email(address)
+            if lead is None or lead.id is None:
+                raise RipenError(f"no lead with the address {address}")
+            records = uow.consent_records(lead.id)
+        entries = [
+            ProofEntry(r.occurred_at, r.action, r.purpose, {
+                "text version": r.text_version, "text SHA-256": r.text_sha256,
+                "form": r.form, "source": r.source, "campaign": r.campaign,
+                "method": r.method, "IP": r.ip, "user agent": r.user_agent,
+                "DOI Message-ID": r.doi_message_id,
+                "DOI sent": r.doi_sent_at.isoformat() if r.doi_sent_at else None,
+            }) for r in records]
+        texts = {r.text_sha256: r.text_shown for r in records
+                 if r.text_sha256 and r.text_shown}
+        return Proof(address, lead.status, lead.created_at, lead.source, lead.campaign,
+                     entries, texts)
+
+
+def _attempt(digest: str, ip: str | None, now: datetime) -> SignupAttempt:
+    return SignupAttempt(email_hash=digest, ip=ip, at=now)
+
+
+def _merge_profile(lead: Lead, request: SignUp, now: datetime) -> None:
+    """A repeat sign-up fills in and updates what the person told us; nothing else."""
+    for name in ("first_name", "last_name", "job_title", "phone"):
+        value = getattr(request, name)
+        if value:
+            setattr(lead, name, value.strip())
+    if request.persona:
+        lead.persona_id = request.persona
+    lead.language = request.language or lead.language
+    lead.updated_at = now
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else value
+
+
+__all__ = ["Answer", "ConsentError", "ConsentService", "InvalidAddress", "LeadState",
+           "SignUp", "SignUpResult"]

@@ -1,0 +1,211 @@
+"""The unit of work: one transaction, rolled back unless committed; repositories never commit.
+
+Services write ``with uow_factory() as uow: …; uow.commit()``. Everything SQL lives here
+and in the other ``engine/store`` modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import delete, func, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from engine.store.tables import (
+    TABLES,
+    Account,
+    ConsentRecord,
+    Enrollment,
+    Event,
+    Handover,
+    Lead,
+    MailOutbox,
+    ScoreEntry,
+    SignupAttempt,
+    Suppression,
+    WebhookDelivery,
+)
+
+
+class UnitOfWork:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.session: Session
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = Session(self._engine, expire_on_commit=False)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    @property
+    def postgres(self) -> bool:
+        return self._engine.dialect.name == "postgresql"
+
+    def add(self, *rows: Any) -> None:
+        self.session.add_all(rows)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    # --- leads and accounts -------------------------------------------------------------
+
+    def lead_by_email(self, email: str) -> Lead | None:
+        return self.session.exec(select(Lead).where(Lead.email == email)).first()
+
+    def lead_by_public_id(self, public_id: str) -> Lead | None:
+        return self.session.exec(select(Lead).where(Lead.public_id == public_id)).first()
+
+    def lead_by_nonce(self, nonce: str) -> Lead | None:
+        return self.session.exec(select(Lead).where(Lead.doi_nonce == nonce)).first()
+
+    def account_by_name(self, name: str) -> Account | None:
+        return self.session.exec(
+            select(Account).where(func.lower(Account.name) == name.lower())).first()
+
+    def leads_due_for_reminder(self, *, requested_before: datetime, requested_after: datetime,
+                               limit: int) -> Sequence[Lead]:
+        return self.session.exec(
+            select(Lead).where(Lead.status == "pending",
+                               col(Lead.doi_reminded_at).is_(None),
+                               col(Lead.doi_requested_at) <= requested_before,
+                               col(Lead.doi_requested_at) > requested_after)
+            .order_by(col(Lead.id)).limit(limit)).all()
+
+    def unconfirmed_before(self, when: datetime, limit: int) -> Sequence[Lead]:
+        return self.session.exec(
+            select(Lead).where(Lead.status == "pending", col(Lead.confirmed_at).is_(None),
+                               col(Lead.doi_requested_at) <= when)
+            .order_by(col(Lead.id)).limit(limit)).all()
+
+    def delete_lead_completely(self, lead_id: int) -> None:
+        """Remove a lead and every row that points at it (unconfirmed purge)."""
+        for table in (ConsentRecord, MailOutbox, ScoreEntry, Event, Enrollment):
+            self.session.execute(delete(table).where(_lead_column(table) == lead_id))
+        self.session.execute(delete(Lead).where(col(Lead.id) == lead_id))
+
+    # --- consent ------------------------------------------------------------------------
+
+    def consent_records(self, lead_id: int) -> Sequence[ConsentRecord]:
+        return self.session.exec(
+            select(ConsentRecord).where(ConsentRecord.lead_id == lead_id)
+            .order_by(col(ConsentRecord.occurred_at), col(ConsentRecord.id))).all()
+
+    # --- suppression --------------------------------------------------------------------
+
+    def suppression(self, email_hash: str) -> Suppression | None:
+        return self.session.exec(
+            select(Suppression).where(Suppression.email_hash == email_hash)).first()
+
+    def suppress(self, email_hash: str, reason: str, now: datetime) -> None:
+        existing = self.suppression(email_hash)
+        if existing is None:
+            self.session.add(Suppression(email_hash=email_hash, reason=reason, created_at=now))
+        elif existing.reason in ("unsubscribed", "erased") and reason not in ("unsubscribed",
+                                                                               "erased"):
+            existing.reason = reason  # a bounce or complaint is the stronger reason
+            self.session.add(existing)
+
+    def lift_suppression(self, email_hash: str, reasons: Iterable[str]) -> None:
+        self.session.execute(delete(Suppression).where(
+            col(Suppression.email_hash) == email_hash, col(Suppression.reason).in_(list(reasons))))
+
+    # --- sign-up attempts ---------------------------------------------------------------
+
+    def attempts_since(self, *, email_hash: str | None = None, ip: str | None = None,
+                       since: datetime) -> list[datetime]:
+        query = select(SignupAttempt.at).where(col(SignupAttempt.at) > since)
+        if email_hash is not None:
+            query = query.where(SignupAttempt.email_hash == email_hash)
+        if ip is not None:
+            query = query.where(SignupAttempt.ip == ip)
+        return sorted(self.session.exec(query).all())
+
+    def forget_attempts(self, *, before: datetime | None = None,
+                        email_hash: str | None = None) -> None:
+        statement = delete(SignupAttempt)
+        if before is not None:
+            statement = statement.where(col(SignupAttempt.at) < before)
+        if email_hash is not None:
+            statement = statement.where(col(SignupAttempt.email_hash) == email_hash)
+        self.session.execute(statement)
+
+    # --- outbox -------------------------------------------------------------------------
+
+    def outbox_row(self, row_id: int) -> MailOutbox | None:
+        return self.session.get(MailOutbox, row_id)
+
+    def claim_mail(self, *, now: datetime, owner: str, lease_until: datetime, limit: int,
+                   ids: Sequence[int] | None = None) -> list[MailOutbox]:
+        """Claim due rows for sending; SKIP LOCKED on PostgreSQL so senders never collide."""
+        query = (select(MailOutbox)
+                 .where(col(MailOutbox.status).in_(("pending", "retry")),
+                        or_(col(MailOutbox.next_attempt_at).is_(None),
+                            col(MailOutbox.next_attempt_at) <= now))
+                 .order_by(col(MailOutbox.id)).limit(limit))
+        if ids is not None:
+            query = query.where(col(MailOutbox.id).in_(list(ids)))
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = list(self.session.exec(query).all())
+        for row in rows:
+            row.status, row.lease_owner, row.lease_until = "sending", owner, lease_until
+            self.session.add(row)
+        return rows
+
+    def expired_sending(self, now: datetime, limit: int) -> Sequence[MailOutbox]:
+        return self.session.exec(
+            select(MailOutbox).where(MailOutbox.status == "sending",
+                                     col(MailOutbox.lease_until) < now)
+            .order_by(col(MailOutbox.id)).limit(limit)).all()
+
+    def cancel_marketing_mail(self, lead_id: int, reason: str) -> int:
+        """Pending marketing mail of a lead will not go out (unsubscribe, erase)."""
+        result = self.session.execute(
+            update(MailOutbox)
+            .where(col(MailOutbox.lead_id) == lead_id, col(MailOutbox.kind) == "marketing",
+                   col(MailOutbox.status).in_(("pending", "retry")))
+            .values(status="suppressed", last_error=reason))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def end_enrollments(self, lead_id: int, reason: str, now: datetime) -> None:
+        self.session.execute(
+            update(Enrollment)
+            .where(col(Enrollment.lead_id) == lead_id,
+                   col(Enrollment.status).in_(("active", "paused")))
+            .values(status="exited", exit_reason=reason, ended_at=now, due_at=None))
+
+    # --- GDPR ---------------------------------------------------------------------------
+
+    def rows_of_lead(self, table: type[Any], lead_id: int) -> Sequence[Any]:
+        return self.session.exec(select(table).where(_lead_column(table) == lead_id)).all()
+
+    def delete_rows_of_lead(self, table: type[Any], lead_id: int) -> None:
+        self.session.execute(delete(table).where(_lead_column(table) == lead_id))
+
+    def delete_webhooks_of(self, handover_ids: Sequence[int]) -> None:
+        if handover_ids:
+            self.session.execute(delete(WebhookDelivery).where(
+                col(WebhookDelivery.handover_id).in_(list(handover_ids))))
+
+    def handovers_of(self, lead_id: int) -> Sequence[Handover]:
+        return self.session.exec(select(Handover).where(Handover.lead_id == lead_id)).all()
+
+
+def _lead_column(table: type[Any]) -> Any:
+    return table.__table__.c.lead_id
+
+
+UowFactory = Callable[[], UnitOfWork]
+
+__all__ = ["TABLES", "UnitOfWork", "UowFactory"]
