@@ -70,6 +70,7 @@ class SignUp:
     campaign: str | None = None
     persona: str | None = None
     form: str = "web-form"
+    by_the_person: bool = True  # the person asked (form); False for imports and API pushes
     ip: str | None = None
     user_agent: str | None = None
 
@@ -143,7 +144,8 @@ class ConsentService:
                 return SignUpResult(Answer.RATE_LIMITED, retry_after=retry)
 
             suppressed = uow.suppression(digest)
-            if suppressed is not None and suppressed.reason not in LIFTABLE:
+            if suppressed is not None and (suppressed.reason not in LIFTABLE
+                                           or not request.by_the_person):
                 uow.commit()  # keep the attempt; say the same as always
                 return SignUpResult(Answer.ACCEPTED, LeadState.SUPPRESSED)
 
@@ -217,7 +219,8 @@ class ConsentService:
     def _doi_mail(self, uow: UnitOfWork, lead: Lead, now: datetime, *,
                   reminder: bool) -> MailOutbox:
         rules = self.config.consent.doi
-        assert lead.doi_nonce is not None and lead.doi_requested_at is not None
+        assert lead.doi_nonce is not None
+        assert lead.doi_requested_at is not None
         token = self.tokens.dumps(Purpose.DOI, lead.doi_nonce, now=lead.doi_requested_at)
         subject = rules.reminder_subject if reminder else rules.subject
         html, text = self.renderer.render("transactional/doi_confirm", {

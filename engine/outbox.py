@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from engine.adapters.mailers import Mailer, Outcome, Result
 from engine.addresses import address_hash
 from engine.clock import Clock
-from engine.mail.message import HeaderInjection, OutgoingMail
+from engine.mail.message import HeaderInjection, OutgoingMail, UnsendableAddress, ascii_address
 from engine.store.tables import ConsentRecord, Lead, MailOutbox
 from engine.store.uow import UnitOfWork, UowFactory
 
@@ -87,18 +87,27 @@ def _deliver_one(uow_factory: UowFactory, mailer: Mailer, sender: Sender, row: M
             text=row.body_text, message_id=row.message_id, sender_name=sender.name,
             sender_address=sender.address, reply_to=sender.reply_to, date=row.created_at,
             headers=row.headers).to_bytes()
-    except HeaderInjection as exc:
+    except (HeaderInjection, UnsendableAddress) as exc:
         return _record(uow_factory, row.id, Result(Outcome.FAILED, None, str(exc)), clock())
 
+    data_began = False
+
     def before_data() -> None:
+        nonlocal data_began
         with uow_factory() as uow:
             current = uow.outbox_row(row.id)  # type: ignore[arg-type]
             assert current is not None
             current.data_started_at = clock()
             uow.add(current)
             uow.commit()
+        data_began = True
 
-    result = mailer.send(sender.address, row.to_address or "", message, before_data)
+    try:
+        result = mailer.send(ascii_address(sender.address), ascii_address(row.to_address or ""),
+                             message, before_data)
+    except Exception as exc:  # a broken transport must not lose or double the mail
+        outcome = Outcome.UNKNOWN if data_began else Outcome.RETRY
+        result = Result(outcome, None, f"{type(exc).__name__}: {exc}")
     return _record(uow_factory, row.id, result, clock())
 
 

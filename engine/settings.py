@@ -31,9 +31,15 @@ class Settings(BaseSettings):
         description="comma-separated; the first signs, all verify (rotation)",
     )
     tick_seconds: int = Field(default=60, ge=1, le=3600)
+    maintenance_seconds: int = Field(default=900, ge=10, le=86400,
+                                     description="DOI reminders and purge, outbox retries")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated keys for /api/* (Bearer)")
+    check_deliverability: bool = Field(
+        default=False, description="DNS check of sign-up addresses (needs network)")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("secret_keys", "trusted_proxies", mode="before")
+    @field_validator("secret_keys", "trusted_proxies", "api_keys", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -1,10 +1,11 @@
-"""The tick flow the scheduler runs every few seconds."""
+"""The flows the scheduler runs: the frequent tick and the slower maintenance."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from prefect import flow, task
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -25,10 +26,37 @@ def find_due_steps(now: datetime) -> list[dict[str, object]]:
         ]
 
 
+@task(name="send-mail")
+def send_mail() -> dict[str, int]:
+    """Drain the mail outbox: retries and anything not sent at once."""
+    return dict(runtime.current().send_mail())
+
+
+@task(name="doi-reminders")
+def doi_reminders() -> int:
+    return len(runtime.current().consent.send_reminders())
+
+
+@task(name="purge-unconfirmed")
+def purge_unconfirmed() -> int:
+    return runtime.current().consent.purge_unconfirmed()
+
+
 @flow(name="ripen-tick", log_prints=False)
 def tick_flow(now: datetime | None = None) -> list[dict[str, object]]:
-    """Find what is due at ``now`` (default: the runtime's clock); later issues act on it."""
-    return find_due_steps(now or runtime.current().clock())
+    """Find what is due at ``now`` (default: the runtime's clock) and drain the outbox."""
+    due = find_due_steps(now or runtime.current().clock())
+    send_mail()
+    return due
+
+
+@flow(name="ripen-maintenance", log_prints=False)
+def maintenance_flow() -> dict[str, Any]:
+    """Double opt-in upkeep: one reminder, purge of unconfirmed sign-ups, then send."""
+    reminded = doi_reminders()
+    purged = purge_unconfirmed()
+    sent = send_mail()
+    return {"reminded": reminded, "purged": purged, "mail": sent}
 
 
 @contextmanager
@@ -42,3 +70,8 @@ def run_tick(now: datetime | None = None) -> list[dict[str, object]]:
     """One tick, as the scheduler and ``ripen tick`` run it."""
     with no_heartbeats():
         return tick_flow(now)
+
+
+def run_maintenance() -> dict[str, Any]:
+    with no_heartbeats():
+        return maintenance_flow()

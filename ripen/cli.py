@@ -7,6 +7,8 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,8 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 import ripen
+from engine.bootstrap import Ripen
 from engine.config.compiler import CompiledConfig, load_and_compile
 from engine.config.loader import ConfigPaths
+from engine.consent import LEAD_SOURCES
 from engine.errors import ConfigError, RipenError
 from engine.settings import Settings, load_settings
 from engine.stages import BuyingStage
@@ -33,6 +37,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+consent_app = typer.Typer(help="Consent records (double opt-in proof).", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+gdpr_app = typer.Typer(help="GDPR: export or erase one person's data.", no_args_is_help=True)
+app.add_typer(gdpr_app, name="gdpr")
 
 out = Console(highlight=False)
 
@@ -187,7 +195,7 @@ def run(
 
     from engine.bootstrap import bootstrap
     from flows import runtime
-    from flows.tick import run_tick
+    from flows.tick import run_maintenance, run_tick
     from ripen.api.app import SchedulerStatus, create_app
     from ripen.scheduler import TickScheduler
 
@@ -195,7 +203,9 @@ def run(
     runtime.use(ripen_app)
     status = SchedulerStatus()
     scheduler = TickScheduler(tick=run_tick, every_seconds=tick_seconds or settings.tick_seconds,
-                              clock=ripen_app.clock, status=status)
+                              clock=ripen_app.clock, status=status,
+                              maintenance=run_maintenance,
+                              maintenance_seconds=settings.maintenance_seconds)
     api = create_app(ripen_app, status)
     out.print(f"ripen {ripen.__version__}: config {ripen_app.config.version}, "
               f"database {settings.effective_database_url}, mail {settings.effective_mail_url}")
@@ -207,6 +217,142 @@ def run(
         runtime.use(None)
         ripen_app.dispose()
         out.print("ripen stopped")
+
+
+@contextmanager
+def _ripen() -> Iterator[Ripen]:
+    from engine.bootstrap import bootstrap
+
+    ripen_app = bootstrap(_settings())
+    try:
+        yield ripen_app
+    finally:
+        ripen_app.dispose()
+
+
+@app.command("import")
+def import_leads(
+    file: Annotated[Path, typer.Argument(help="CSV with an `email` column; optional: "
+                                         "first_name, last_name, company, job_title, phone, "
+                                         "language, campaign, persona, consent_purposes")],
+    source: Annotated[str, typer.Option(help="Where the leads came from: " +
+                                        ", ".join(LEAD_SOURCES))],
+    campaign: Annotated[str | None, typer.Option(help="Campaign for rows without one")] = None,
+    consent_version: Annotated[str | None, typer.Option(
+        help="Consent text version the leads agreed to [default: current]",
+        show_default=False)] = None,
+) -> None:
+    """Import leads from CSV; each gets a confirmation mail (double opt-in)."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from engine.importer import import_csv, read_rows
+
+    if source not in LEAD_SOURCES:
+        raise RipenError(f'--source "{source}" is not one of: {", ".join(LEAD_SOURCES)}')
+    total = sum(1 for _ in read_rows(file))
+    with _ripen() as ripen_app, Progress(TextColumn("{task.description}"), BarColumn(),
+                                         TextColumn("{task.completed}/{task.total} rows"),
+                                         console=out) as progress:
+        task = progress.add_task(f"importing {file.name}", total=total)
+        summary = import_csv(file, ripen_app.consent, source=source, campaign=campaign,
+                             consent_version=consent_version or ripen_app.config.consent.current,
+                             progress=lambda _line: progress.advance(task))
+        sent = ripen_app.send_mail(summary.confirmation_mails) if summary.confirmation_mails \
+            else {}
+    out.print(f"imported {summary.imported}, merged {summary.merged}, "
+              f"refused {len(summary.refused)}, confirmation mails sent "
+              f"{sent.get('sent', 0)}", soft_wrap=True)
+    for line, reason in summary.refused[:50]:
+        out.print(f"  line {line}: {reason}", markup=False, soft_wrap=True)
+    if len(summary.refused) > 50:
+        out.print(f"  … and {len(summary.refused) - 50} more", soft_wrap=True)
+
+
+@consent_app.command("proof")
+def consent_proof(
+    email: Annotated[str, typer.Argument(help="The lead's e-mail address")],
+    html: Annotated[Path | None, typer.Option(help="Also write a printable HTML file")] = None,
+) -> None:
+    """Print the complete consent record of one lead (BGH I ZR 164/09)."""
+    with _ripen() as ripen_app:
+        proof = ripen_app.consent.proof(email)
+        printed = ripen_app.clock().isoformat()
+    out.print(f"{proof.email}: {proof.status}, created {proof.created_at.isoformat()}, "
+              f"source {proof.source or '-'}, campaign {proof.campaign or '-'}",
+              markup=False, soft_wrap=True)
+    table = Table(title="Consent ledger", title_justify="left")
+    for column in ("time (UTC)", "action", "purpose", "details"):
+        table.add_column(column, overflow="fold")
+    for entry in proof.entries:
+        details = "\n".join(f"{k}: {v}" for k, v in entry.detail.items() if v)
+        table.add_row(entry.occurred_at.isoformat(), entry.action, entry.purpose, details)
+    out.print(table)
+    for digest, text in proof.texts.items():
+        out.print(f"text {digest[:12]}…: {text}", markup=False, soft_wrap=True)
+    if html is not None:
+        from ripen.api.pages import render
+
+        html.write_text(render("proof.html", title=f"Consent proof {proof.email}", proof=proof,
+                               printed_at=printed), encoding="utf-8")
+        out.print(f"wrote {html}")
+
+
+@gdpr_app.command("export")
+def gdpr_export(
+    email: Annotated[str, typer.Argument(help="The person's e-mail address")],
+    output: Annotated[Path | None, typer.Option("--out", help="Write to this file "
+                                                "[default: print]", show_default=False)] = None,
+) -> None:
+    """Everything ripen holds about one person, as JSON (Art. 15/20 GDPR)."""
+    import json
+
+    from engine import gdpr
+
+    with _ripen() as ripen_app:
+        data = gdpr.export(ripen_app.uow, email)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        out.print(f"wrote {output}")
+
+
+@gdpr_app.command("erase")
+def gdpr_erase(
+    email: Annotated[str, typer.Argument(help="The person's e-mail address")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase one person (Art. 17 GDPR): only a hashed suppression entry remains."""
+    from engine import gdpr
+
+    if not yes and not typer.confirm(f"Erase all personal data of {email}?"):
+        raise typer.Abort()
+    with _ripen() as ripen_app:
+        kept = gdpr.erase(ripen_app.uow, email, clock=ripen_app.clock)
+    out.print(f"erased {email}; kept anonymously: {kept['consents']} consent records, "
+              f"{kept['events']} events, {kept['handovers']} handovers", markup=False,
+              soft_wrap=True)
+
+
+@app.command()
+def maintenance() -> None:
+    """Run the maintenance flow once: DOI reminders, purge of unconfirmed sign-ups, outbox."""
+    settings = _settings()
+    _prepare_prefect(settings)
+    from engine.bootstrap import bootstrap
+    from flows import runtime
+    from flows.tick import run_maintenance
+
+    ripen_app = bootstrap(settings)
+    runtime.use(ripen_app)
+    try:
+        result = run_maintenance()
+    finally:
+        runtime.use(None)
+        ripen_app.dispose()
+    out.print(f"reminders {result['reminded']}, purged {result['purged']}, "
+              f"mail {result['mail']}", markup=False)
 
 
 def main() -> None:

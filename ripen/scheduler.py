@@ -32,7 +32,9 @@ logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
 
 class TickScheduler:
     def __init__(self, *, tick: Callable[[], list[dict[str, object]]], every_seconds: int,
-                 clock: Clock, status: SchedulerStatus) -> None:
+                 clock: Clock, status: SchedulerStatus,
+                 maintenance: Callable[[], object] | None = None,
+                 maintenance_seconds: int = 900) -> None:
         self._tick = tick
         self._clock = clock
         self.status = status
@@ -41,6 +43,18 @@ class TickScheduler:
             self._run, "interval", seconds=every_seconds, id="tick", max_instances=1,
             coalesce=True, misfire_grace_time=every_seconds, next_run_time=self._clock(),
         )
+        if maintenance is not None:
+            self._maintenance = maintenance
+            self._scheduler.add_job(
+                self._run_maintenance, "interval", seconds=maintenance_seconds,
+                id="maintenance", max_instances=1, coalesce=True,
+                misfire_grace_time=maintenance_seconds)
+
+    def _run_maintenance(self) -> None:
+        try:
+            self._maintenance()
+        except Exception:  # the next run tries again
+            log.error("maintenance failed:\n%s", traceback.format_exc())
 
     def _run(self) -> None:
         started: datetime = self._clock()

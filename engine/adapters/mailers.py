@@ -7,9 +7,9 @@ such a mail blindly; the caller records ``before_data`` to know when DATA began.
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,8 +55,10 @@ class MaildirMailer:
     name = "maildir"
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
         self._box = mailbox.Maildir(str(folder), create=True)
+        for sub in ("tmp", "new", "cur"):  # also when the folder existed without them
+            (folder / sub).mkdir(parents=True, exist_ok=True)
 
     def send(self, sender: str, recipient: str, message: bytes,
              before_data: Callable[[], None]) -> Result:
@@ -127,7 +129,7 @@ class SmtpMailer:
             if code not in (250, 251):
                 smtp.rset()
                 return _classify(code, reply)
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self.close()
             return Result(Outcome.RETRY, None, f"before DATA: {exc}")
         before_data()
@@ -135,17 +137,15 @@ class SmtpMailer:
             code, reply = smtp.data(message)
         except smtplib.SMTPDataError as exc:
             return _classify(exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self.close()
             return Result(Outcome.UNKNOWN, None, f"after DATA began: {exc}")
         return _classify(code, reply)
 
     def close(self) -> None:
         if self._smtp is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
             self._smtp = None
 
 

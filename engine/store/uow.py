@@ -42,7 +42,8 @@ class UnitOfWork:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.session.rollback()
+        # close() ends the transaction (rolling back anything uncommitted) but, unlike
+        # rollback(), leaves loaded rows readable for the caller.
         self.session.close()
 
     def commit(self) -> None:
