@@ -14,8 +14,11 @@ class InvalidAddress(RipenError):
 
 
 def normalise_email(text: str, *, check_deliverability: bool = False) -> str:
-    """The normalised address (IDN domains as Unicode, domain lower-cased), or ``InvalidAddress``.
+    """The normalised address, or ``InvalidAddress`` with the reason.
 
+    email-validator normalises Unicode and IDN domains; the whole address is then
+    lower-cased: RFC 5321 allows case-sensitive local parts, but mailbox providers treat
+    them as one, and a person who types ``Max@`` once and ``max@`` later is one lead.
     Deliverability (a DNS lookup) is off by default: nothing may call out at run time.
     """
     if not isinstance(text, str) or not text.strip():
@@ -28,8 +31,7 @@ def normalise_email(text: str, *, check_deliverability: bool = False) -> str:
         result = validate_email(text.strip(), check_deliverability=check_deliverability)
     except EmailNotValidError as exc:
         raise InvalidAddress(str(exc)) from None
-    local, _, domain = result.normalized.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    return str(result.normalized).lower()
 
 
 def address_hash(email: str) -> str:

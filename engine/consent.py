@@ -10,6 +10,7 @@ state, so the form cannot be used to find out who is subscribed.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -140,7 +141,7 @@ class ConsentService:
                 if len(by_ip) >= rules.per_ip.max:
                     waits.append(by_ip[-rules.per_ip.max] + rules.per_ip.per)
                 uow.commit()
-                retry = max(1, int((max(waits) - now).total_seconds()) + 1)
+                retry = max(1, math.ceil((max(waits) - now).total_seconds()))
                 return SignUpResult(Answer.RATE_LIMITED, retry_after=retry)
 
             suppressed = uow.suppression(digest)
@@ -306,7 +307,7 @@ class ConsentService:
                 uow.commit()
                 wait = recent[-rules.per_address.max] + rules.per_address.per - now
                 return SignUpResult(Answer.RATE_LIMITED,
-                                    retry_after=max(1, int(wait.total_seconds()) + 1))
+                                    retry_after=max(1, math.ceil(wait.total_seconds())))
             lead.doi_nonce = secrets.token_urlsafe(16)
             lead.doi_requested_at = now
             lead.doi_reminded_at = None

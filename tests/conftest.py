@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -54,3 +58,66 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# --- a real SMTP server (aiosmtpd) on loopback ------------------------------------------
+
+class SmtpSink:
+    """Collects every message; ``answer`` can make it refuse the next ones."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.answer: str | None = None  # e.g. "451 4.3.0 try later" for DATA
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        if self.answer is not None:
+            return self.answer
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 2.0.0 OK"
+
+    def parsed(self) -> list[EmailMessage]:
+        return [message_from_bytes(raw, policy=policy.default)  # type: ignore[misc]
+                for _, _, raw in self.messages]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[SmtpSink, int]]:
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+API_KEY = "test-api-key-0123456789abcdef0123456789"
+
+
+@pytest.fixture
+def ripen_app(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[Any]:
+    """The example configuration on a fresh database, mail to the loopback SMTP server."""
+    from engine.bootstrap import Ripen
+    from engine.clock import ManualClock
+    from engine.config.compiler import load_and_compile
+    from engine.config.loader import ConfigPaths
+    from engine.settings import load_settings
+    from tests.factories import NOW, REPO
+
+    _, port = smtp
+    settings = load_settings(mail_url=f"smtp://127.0.0.1:{port}?starttls=no",
+                             public_base_url="https://ripen.example",
+                             api_keys=[API_KEY], secret_keys=["k" * 40],
+                             trusted_proxies=["10.0.0.0/8"])
+    app = Ripen(settings=settings, config=load_and_compile(ConfigPaths.under(REPO)),
+                db=migrated, clock=ManualClock(NOW))
+    yield app
