@@ -4,15 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check install lock clean
+.PHONY: run test lint typecheck check install lock clean chromium
 
 ## make run: install if needed, migrate, serve the API on localhost:8000 and run the scheduler
 run: $(STAMP)
 	$(BIN)/ripen run
 
 ## make test: the whole test suite (SQLite; PostgreSQL too when RIPEN_TEST_DATABASE_URL is set)
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Debian's Chromium for the browser tests (Playwright cannot download its own browser here)
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+	  || { echo "cannot install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

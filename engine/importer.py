@@ -20,7 +20,8 @@ from engine.mail.message import HeaderInjection
 
 COLUMNS = {"email", "first_name", "last_name", "company", "job_title", "phone", "language",
            "campaign", "persona", "consent_purposes"}
-MAX_FIELD = 1000
+MAX_FIELD = 1000          # longer values are refused per row, with the reason
+MAX_FIELD_READ = 1 << 20  # longer than this and the file itself is refused
 MAX_ROWS = 1_000_000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,7 +59,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample.strip() else None
     except csv.Error:
         dialect = None
-    csv.field_size_limit(MAX_FIELD * 4)
+    csv.field_size_limit(MAX_FIELD_READ)
     reader = csv.DictReader(io.StringIO(text), dialect=dialect or csv.excel)
     if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
         raise ImportFileError(f"{path} has no `email` column (first line: "

@@ -120,4 +120,4 @@ def ripen_app(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[Any]:
                              trusted_proxies=["10.0.0.0/8"])
     app = Ripen(settings=settings, config=load_and_compile(ConfigPaths.under(REPO)),
                 db=migrated, clock=ManualClock(NOW))
-    yield app
+    return app

@@ -36,7 +36,8 @@ def confirm_path(message: EmailMessage) -> str:
 
 def unsubscribe_path(message: EmailMessage) -> str:
     header = str(message["List-Unsubscribe"])
-    assert header.startswith("<https://ripen.example/u/") and header.endswith(">"), header
+    assert header.startswith("<https://ripen.example/u/"), header
+    assert header.endswith(">"), header
     return header[len("<https://ripen.example"):-1]
 
 

@@ -13,6 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from engine.config.schema import json_schemas, schema_file_name
+from engine.store import database
 from tests.factories import REPO, config_tree
 
 RIPEN = str(Path(sys.executable).with_name("ripen"))
@@ -82,6 +83,8 @@ def test_schema_accepts_every_example_file(tmp_path: Path) -> None:
         "scoring": [REPO / "config" / "scoring.yaml"],
         "sla": [REPO / "config" / "sla.yaml"],
         "policy": [REPO / "config" / "policy.yaml"],
+        "consent": [REPO / "config" / "consent.yaml"],
+        "mail": [REPO / "config" / "mail.yaml"],
     }
     yaml = YAML(typ="safe")
     for kind, files in kinds.items():
@@ -116,7 +119,7 @@ def test_db_upgrade_and_tick(tmp_path: Path) -> None:
            "PREFECT_HOME": str(tmp_path / "prefect")}
     upgraded = ripen("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "database at revision 0001" in upgraded.stdout
+    assert f"database at revision {database.head_revision()}" in upgraded.stdout
     ticked = ripen("tick", "--now", "2026-11-23T09:00:00Z", env=env, timeout=240)
     assert ticked.returncode == 0, ticked.stderr
     assert "nothing due" in ticked.stdout

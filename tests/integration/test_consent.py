@@ -307,7 +307,8 @@ def test_the_unsubscribe_page_offers_a_pause(ripen_app, smtp: Smtp) -> None:
     web = client(ripen_app)
     path = unsubscribe_path(_confirmed(ripen_app, web, sink, "pause@example.com"))
     page = web.get(path)
-    assert 'value="pause"' in page.text and 'value="all"' in page.text
+    assert 'value="pause"' in page.text
+    assert 'value="all"' in page.text
     assert _lead(ripen_app, "pause@example.com").status == "confirmed"
     web.post(path, data={"choice": "pause"})
     lead = _lead(ripen_app, "pause@example.com")

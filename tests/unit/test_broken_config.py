@@ -256,6 +256,37 @@ CASES = [
         {'config/sla.yaml': [('  - {id: rep-one, name: Rep One, email: rep.one@example.com}\n', '  - {id: rep-one, name: Rep One, email: rep.one@example.com}\n  - {id: rep-one, name: Rep Two, email: rep.two@example.com}\n')]},
         'config/sla.yaml:9:10: reps[1].id: rep id "rep-one" is used twice\n  hint: give each rep its own id',
     ),
+    Broken(
+        'consent_current_version_missing',
+        {'config/consent.yaml': [('current: "v1"', 'current: "v2"')]},
+        'config/consent.yaml:1:10: current: no consent text has version "v2"\n  hint: versions: v1',
+    ),
+    Broken(
+        'consent_duplicate_version',
+        {'config/consent.yaml': [('      phone: Yes, you may call me about my requests.\n', '      phone: Yes, you may call me about my requests.\n  - version: "v1"\n    purposes:\n      email_marketing: Edited later.\n')]},
+        'config/consent.yaml:8:14: texts[1].version: consent text version "v1" is used twice\n  hint: give each consent text its own version',
+    ),
+    Broken(
+        'consent_without_email_purpose',
+        {'config/consent.yaml': [('      email_marketing: Yes, send me e-mail about analytics. I can withdraw at any time.\n', '')]},
+        'config/consent.yaml:3:5: texts[0]: a consent text needs an email_marketing purpose\n  hint: add `email_marketing: <the text shown next to the checkbox>`',
+    ),
+    Broken(
+        'consent_purge_before_expiry',
+        {'config/consent.yaml': [('current: "v1"\n', 'current: "v1"\ndoi:\n  link_valid_for: 7d\n  purge_after: 3d\n')]},
+        'config/consent.yaml:2:1: doi: purge_after is shorter than link_valid_for: sign-ups would vanish while their link still works\n  hint: make purge_after at least link_valid_for (e.g. 14d for a 7d link)',
+    ),
+    Broken(
+        'mail_sender_name_with_line_break',
+        {'config/mail.yaml': [('  name: Example Analytics', '  name: "Example\\r\\nBcc: all@example.com"')]},
+        'config/mail.yaml:2:9: sender.name: a mail header cannot contain a line break\n  hint: write it on one line (line breaks in headers let attackers add headers)',
+    ),
+    Broken(
+        'mail_bad_sender_address',
+        {'config/mail.yaml': [('address: hello@example.com', 'address: hello')]},
+        'config/mail.yaml:3:12: sender.address: An email address must have an @-sign.',
+    ),
+
 ]
 
 

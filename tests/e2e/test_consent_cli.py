@@ -1,0 +1,114 @@
+"""`ripen import`, `ripen consent proof` and `ripen gdpr` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlmodel import select
+
+from engine.bootstrap import bootstrap
+from engine.settings import load_settings
+from engine.store.tables import Lead
+from tests.e2e.test_cli import ripen
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}",
+            "RIPEN_MAIL_URL": f"maildir:{tmp_path / 'outbox'}"}
+
+
+def _csv(tmp_path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_import_reports_imported_merged_and_refused(tmp_path: Path) -> None:
+    """Good rows get a DOI mail; bad address, formula and duplicate rows are explained."""
+    env = _env(tmp_path)
+    path = _csv(tmp_path, "email;first_name;company;job_title\n"
+                          "anna@example.com;Anna;Muster AG;CMO\n"
+                          "not-an-address;Bob;;\n"
+                          "carl@example.com;=cmd|' /C calc'!A0;;\n"
+                          "ANNA@example.com;Anna;;Marketingleitung\n"
+                          "dora@example.com;Dora;;\n")
+    result = ripen("import", str(path), "--source", "trade_fair", "--campaign", "messe",
+                   env=env)
+    assert result.returncode == 0, result.stderr
+    assert "imported 2, merged 1, refused 2, confirmation mails sent 3" in result.stdout
+    assert "line 3: An email address must have an @-sign." in result.stdout
+    assert "line 4: first_name starts with '=' (a spreadsheet formula?)" in result.stdout
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 3
+    app = bootstrap(load_settings(database_url=env["RIPEN_DATABASE_URL"]))
+    try:
+        with app.uow() as uow:
+            leads = uow.session.exec(select(Lead).order_by(Lead.email)).all()
+    finally:
+        app.dispose()
+    assert [(lead.email, lead.status, lead.source, lead.job_title) for lead in leads] == [
+        ("anna@example.com", "pending", "trade_fair", "Marketingleitung"),
+        ("dora@example.com", "pending", "trade_fair", None)]
+
+
+def test_import_refuses_a_file_in_the_wrong_encoding(tmp_path: Path) -> None:
+    """Latin-1 bytes: a clear message naming the fix, exit 1, nothing imported."""
+    path = _csv(tmp_path, "email,first_name\njürgen@example.com,Jürgen\n", "latin-1")
+    result = ripen("import", str(path), "--source", "event", env=_env(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr == (f"error: {path} is not UTF-8 (byte 19 cannot be decoded); "
+                             "save it as CSV UTF-8\n")
+
+
+def test_import_refuses_a_file_without_email_column(tmp_path: Path) -> None:
+    """The header line must name an email column."""
+    path = _csv(tmp_path, "name,phone\nAnna,123\n")
+    result = ripen("import", str(path), "--source", "event", env=_env(tmp_path))
+    assert result.returncode == 1
+    assert "has no `email` column (first line: name, phone)" in result.stderr
+
+
+def test_import_refuses_huge_fields_and_unknown_sources(tmp_path: Path) -> None:
+    """A 5,000-character field is refused per row; an unknown --source before anything."""
+    path = _csv(tmp_path, "email,company\nhuge@example.com," + "x" * 5000 + "\n")
+    result = ripen("import", str(path), "--source", "event", env=_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "line 2: company is longer than 1000 characters" in result.stdout
+    wrong = ripen("import", str(path), "--source", "fax", env=_env(tmp_path))
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith('error: --source "fax" is not one of: website,')
+
+
+def test_consent_proof_prints_and_writes_html(tmp_path: Path) -> None:
+    """The ledger in the terminal, and a printable HTML file with the text as shown."""
+    env = _env(tmp_path)
+    path = _csv(tmp_path, "email\nproof@example.com\n")
+    assert ripen("import", str(path), "--source", "event", env=env).returncode == 0
+    html = tmp_path / "proof.html"
+    result = ripen("consent", "proof", "proof@example.com", "--html", str(html), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "proof@example.com: pending" in result.stdout
+    assert "requested" in result.stdout
+    assert "doi_sent" in result.stdout
+    page = html.read_text(encoding="utf-8")
+    assert "Einwilligungsnachweis" in page
+    assert "Ja, ich möchte von der Musterfirma Digital GmbH" in page
+    unknown = ripen("consent", "proof", "nobody@example.com", env=env)
+    assert unknown.returncode == 1
+    assert unknown.stderr == "error: no lead with the address nobody@example.com\n"
+
+
+def test_gdpr_export_and_erase(tmp_path: Path) -> None:
+    """Export prints JSON; erase leaves the address nowhere (the API test scans all tables)."""
+    env = _env(tmp_path)
+    path = _csv(tmp_path, "email,first_name\nerase@example.com,Erika\n")
+    assert ripen("import", str(path), "--source", "event", env=env).returncode == 0
+    exported = ripen("gdpr", "export", "erase@example.com", env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["profile"]["first_name"] == "Erika"
+    erased = ripen("gdpr", "erase", "erase@example.com", "--yes", env=env)
+    assert erased.returncode == 0, erased.stderr
+    assert "erased erase@example.com" in erased.stdout
+    again = ripen("gdpr", "export", "erase@example.com", env=env)
+    assert again.returncode == 1
+    assert "no lead with the address erase@example.com" in again.stderr
