@@ -128,20 +128,10 @@ class ConsentService:
         text = self._check_request(request)
         now = self.clock()
         digest = address_hash(email)
-        rules = self.config.consent.doi
         with self.uow() as uow:
-            by_address = uow.attempts_since(email_hash=digest, since=now - rules.per_address.per)
-            by_ip = uow.attempts_since(ip=request.ip, since=now - rules.per_ip.per) \
-                if request.ip else []
-            uow.add(_attempt(digest, request.ip, now))
-            if len(by_address) >= rules.per_address.max or len(by_ip) >= rules.per_ip.max:
-                waits = []
-                if len(by_address) >= rules.per_address.max:
-                    waits.append(by_address[-rules.per_address.max] + rules.per_address.per)
-                if len(by_ip) >= rules.per_ip.max:
-                    waits.append(by_ip[-rules.per_ip.max] + rules.per_ip.per)
+            retry = self._count_attempt(uow, digest, request.ip, now)
+            if retry is not None:
                 uow.commit()
-                retry = max(1, math.ceil((max(waits) - now).total_seconds()))
                 return SignUpResult(Answer.RATE_LIMITED, retry_after=retry)
 
             suppressed = uow.suppression(digest)
@@ -172,7 +162,7 @@ class ConsentService:
                     uow.flush()
                 lead.account_id = account.id
             if lead.doi_nonce is None or lead.doi_requested_at is None or \
-                    now - lead.doi_requested_at > rules.link_valid_for:
+                    now - lead.doi_requested_at > self.config.consent.doi.link_valid_for:
                 lead.doi_nonce = secrets.token_urlsafe(16)
                 lead.doi_requested_at = now
                 lead.doi_reminded_at = None
@@ -193,6 +183,25 @@ class ConsentService:
             uow.commit()
             assert row.id is not None
             return SignUpResult(Answer.ACCEPTED, state, send_now=[row.id])
+
+    def _count_attempt(self, uow: UnitOfWork, digest: str, ip: str | None,
+                       now: datetime) -> int | None:
+        """Record one attempt; over a limit, the seconds until the oldest counted one ages out.
+
+        Attempts are counted, not mails: the answer must not depend on the address's state.
+        """
+        rules = self.config.consent.doi
+        limits = [(rules.per_address,
+                   uow.attempts_since(email_hash=digest, since=now - rules.per_address.per))]
+        if ip:
+            limits.append((rules.per_ip,
+                           uow.attempts_since(ip=ip, since=now - rules.per_ip.per)))
+        uow.add(SignupAttempt(email_hash=digest, ip=ip, at=now))
+        waits = [seen[-limit.max] + limit.per - now for limit, seen in limits
+                 if len(seen) >= limit.max]
+        if not waits:
+            return None
+        return max(1, math.ceil(max(waits).total_seconds()))
 
     def _check_request(self, request: SignUp) -> ConsentText:
         if request.source not in LEAD_SOURCES:
@@ -299,15 +308,10 @@ class ConsentService:
             lead = uow.lead_by_nonce(nonce)
             if lead is None or lead.email is None or lead.status == "confirmed":
                 return SignUpResult(Answer.ACCEPTED)
-            digest = address_hash(lead.email)
-            rules = self.config.consent.doi
-            recent = uow.attempts_since(email_hash=digest, since=now - rules.per_address.per)
-            uow.add(_attempt(digest, None, now))
-            if len(recent) >= rules.per_address.max:
+            retry = self._count_attempt(uow, address_hash(lead.email), None, now)
+            if retry is not None:
                 uow.commit()
-                wait = recent[-rules.per_address.max] + rules.per_address.per - now
-                return SignUpResult(Answer.RATE_LIMITED,
-                                    retry_after=max(1, math.ceil(wait.total_seconds())))
+                return SignUpResult(Answer.RATE_LIMITED, retry_after=retry)
             lead.doi_nonce = secrets.token_urlsafe(16)
             lead.doi_requested_at = now
             lead.doi_reminded_at = None
@@ -408,10 +412,6 @@ class ConsentService:
                  if r.text_sha256 and r.text_shown}
         return Proof(address, lead.status, lead.created_at, lead.source, lead.campaign,
                      entries, texts)
-
-
-def _attempt(digest: str, ip: str | None, now: datetime) -> SignupAttempt:
-    return SignupAttempt(email_hash=digest, ip=ip, at=now)
 
 
 def _merge_profile(lead: Lead, request: SignUp, now: datetime) -> None:

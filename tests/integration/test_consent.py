@@ -28,6 +28,12 @@ def _lead(app, email):  # type: ignore[no-untyped-def]
         return uow.lead_by_email(email)
 
 
+def _pending(web, sink: SmtpSink, email: str) -> str:  # type: ignore[no-untyped-def]
+    """Sign up through the form; the path of the confirmation link in the mail."""
+    web.post("/subscribe", data=form(email))
+    return confirm_path(sink.parsed()[-1])
+
+
 def _records(app, email):  # type: ignore[no-untyped-def]
     lead = _lead(app, email)
     with app.uow() as uow:
@@ -89,8 +95,7 @@ def test_scanners_never_confirm(ripen_app, smtp: Smtp, agent: str) -> None:
     """3× GET and 1× HEAD by a mail scanner confirm nothing; the human's POST then does."""
     sink, _ = smtp
     web = client(ripen_app)
-    web.post("/subscribe", data=form("scan@example.com"))
-    path = confirm_path(sink.parsed()[0])
+    path = _pending(web, sink, "scan@example.com")
     for _ in range(3):
         assert web.get(path, headers={"user-agent": agent}).status_code == 200
     assert web.head(path, headers={"user-agent": agent}).status_code in (200, 405)
@@ -104,8 +109,7 @@ def test_a_repeated_confirmation_changes_nothing(ripen_app, smtp: Smtp) -> None:
     """The second POST says "already confirmed" and adds no second record."""
     sink, _ = smtp
     web = client(ripen_app)
-    web.post("/subscribe", data=form("twice@example.com"))
-    path = confirm_path(sink.parsed()[0])
+    path = _pending(web, sink, "twice@example.com")
     web.post(path)
     again = web.post(path)
     assert again.status_code == 200
@@ -125,8 +129,7 @@ def test_tampered_tokens_are_all_refused(ripen_app, smtp: Smtp) -> None:
     """Bit flips, truncation, another purpose and expiry: zero accepted."""
     sink, _ = smtp
     web = client(ripen_app)
-    web.post("/subscribe", data=form("tamper@example.com"))
-    token = confirm_path(sink.parsed()[0]).removeprefix("/confirm/")
+    token = _pending(web, sink, "tamper@example.com").removeprefix("/confirm/")
     accepted = 0
     for bad in _tampered(token):
         try:
@@ -150,8 +153,7 @@ def test_an_expired_link_offers_a_new_one(ripen_app, smtp: Smtp) -> None:
     """After 7 days the page answers 410 with a button; the new link confirms."""
     sink, _ = smtp
     web = client(ripen_app)
-    web.post("/subscribe", data=form("late@example.com"))
-    old = confirm_path(sink.parsed()[0])
+    old = _pending(web, sink, "late@example.com")
     ripen_app.clock.advance(timedelta(days=8))
     page = web.get(old)
     assert page.status_code == 410
