@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -20,9 +21,10 @@ from tests.factories import NOW, REPO, enrollment, lead
 
 
 @pytest.fixture
-def ripen_app(migrated: Engine, prefect_harness: None) -> Iterator[Ripen]:
-    app = Ripen(settings=load_settings(), config=load_and_compile(ConfigPaths.under(REPO)),
-                db=migrated, clock=ManualClock(NOW))
+def ripen_app(migrated: Engine, prefect_harness: None, tmp_path: Path) -> Iterator[Ripen]:
+    app = Ripen(settings=load_settings(mail_url=f"maildir:{tmp_path / 'outbox'}"),
+                config=load_and_compile(ConfigPaths.under(REPO)), db=migrated,
+                clock=ManualClock(NOW))
     runtime.use(app)
     try:
         yield app
@@ -50,3 +52,20 @@ def test_tick_flow_reports_due_steps_at_the_clocks_time(ripen_app: Ripen) -> Non
 def test_tick_flow_carries_the_name_the_prefect_ui_shows() -> None:
     """The flow and its task are named as the operators see them in Prefect."""
     assert tick_flow.name == "ripen-tick"
+
+
+def test_maintenance_flow_sends_reminders_and_purges(ripen_app: Ripen) -> None:
+    """The maintenance flow runs the engine's DOI upkeep through Prefect."""
+    from engine.consent import SignUp
+    from flows.tick import run_maintenance
+
+    for email in ("old@example.com", "remind@example.com"):
+        ripen_app.consent.sign_up(SignUp(email=email, source="website",
+                                         consent_version="2026-11"))
+        ripen_app.clock.advance(timedelta(days=12))  # type: ignore[attr-defined]
+    result = run_maintenance()
+    assert result["purged"] == 1      # old@: requested 24 days ago; remind@: 12 days ago
+    assert result["reminded"] == 0    # remind@'s link (7 days) has expired: no reminder
+    with ripen_app.uow() as uow:
+        assert uow.lead_by_email("old@example.com") is None
+        assert uow.lead_by_email("remind@example.com") is not None
