@@ -98,6 +98,22 @@ def _count(number: int, what: str) -> str:
 
 
 @app.command()
+def graph(
+    journey: Annotated[str, typer.Argument(help="Journey id, e.g. monika-marketing")],
+    root: RootOption = None,
+) -> None:
+    """Print a journey as a Mermaid flowchart: its stages, steps and branches as they run."""
+    from engine.diagram import mermaid
+
+    config = load_and_compile(_paths(root))
+    compiled = config.journeys.get(journey)
+    if compiled is None:
+        raise RipenError(f'unknown journey "{journey}"; journeys: '
+                         + ", ".join(sorted(config.journeys)))
+    print(mermaid(compiled), end="")
+
+
+@app.command()
 def schema(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the *.schema.json files")]
     = Path("config/schemas"),
