@@ -114,6 +114,49 @@ def graph(
 
 
 @app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. content_offer")],
+    persona: Annotated[str, typer.Option(help="Persona id whose sample lead is shown")],
+    content: Annotated[str, typer.Option(help="Content item id offered in the mail")],
+    fast_lane: Annotated[str | None, typer.Option(
+        "--fast-lane", help="A fast_lane content item offered alongside")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the files")] = Path(
+        "var/preview"),
+    root: RootOption = None,
+) -> None:
+    """Render a marketing template for a persona and content item into HTML and text files."""
+    from engine.mail.context import marketing_context, sample_lead
+    from engine.mail.render import Renderer
+
+    config = load_and_compile(_paths(root))
+    chosen = config.personas.get(persona)
+    if chosen is None:
+        raise RipenError(f'unknown persona "{persona}"; personas: '
+                         + ", ".join(sorted(config.personas)))
+    items = {name: config.content.get(name) for name in (content, fast_lane) if name}
+    for name, item in items.items():
+        if item is None:
+            raise RipenError(f'unknown content "{name}"')
+    if template not in config.templates.names() or config.templates.missing_parts(template):
+        raise RipenError(f'no template "{template}" with both parts in '
+                         f"{config.templates.display('')}")
+    item = config.content[content]
+    offer = config.content[fast_lane] if fast_lane else None
+    base = _settings(root).public_base_url.rstrip("/")
+    context = marketing_context(
+        subject=item.title, lead=sample_lead(chosen), persona=chosen, content=item,
+        fast_lane_offer=offer, fast_lane_url=f"{base}/fast-lane/PREVIEW",
+        unsubscribe_url=f"{base}/u/PREVIEW", identity=config.mail)
+    html, text = Renderer(config.templates.folder).render(template, context)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{template.replace('/', '_')}-{persona}-{content}"
+    (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
+    (out_dir / f"{stem}.txt").write_text(text, encoding="utf-8")
+    out.print(f"wrote {out_dir / stem}.html and .txt (subject: {item.title})", markup=False,
+              soft_wrap=True)
+
+
+@app.command()
 def schema(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the *.schema.json files")]
     = Path("config/schemas"),

@@ -34,6 +34,7 @@ from engine.config.scoring import Scoring
 from engine.config.sla import Sla
 from engine.config.yamlfile import Loc, YamlDocument
 from engine.errors import ConfigError, Problem
+from engine.mail.context import marketing_context, sample_lead
 from engine.mail.templates import TemplateCatalog
 from engine.stages import JourneyStage
 
@@ -120,7 +121,7 @@ def compile_config(loaded: LoadedConfig) -> CompiledConfig:
     journey_models: dict[str, Journey] = _unique(loaded.journeys, "journey", problems)
     journey_docs = {j.model.id: j.doc for j in loaded.journeys}
     checker = _JourneyChecker(personas, content, content_docs, templates, journey_models,
-                              problems)
+                              loaded.mail.model, problems)
     journeys = {
         jid: checker.compile(journey, journey_docs[jid]) for jid, journey in journey_models.items()
     }
@@ -186,8 +187,10 @@ class _JourneyChecker:
         content_docs: Mapping[str, tuple[YamlDocument, int]],
         templates: TemplateCatalog,
         journeys: Mapping[str, Journey],
+        identity: MailIdentity,
         problems: list[Problem],
     ) -> None:
+        self.identity = identity
         self.personas = personas
         self.content = content
         self.content_docs = content_docs
@@ -334,9 +337,18 @@ class _JourneyChecker:
                                     f'content "{offer.id}" is not tagged for persona '
                                     f"{journey.persona}",
                                     _choices(self._fast_lane_items(journey), "fast-lane items")))
-        self._template(doc, (*loc, "send", "template"), send.template)
+        if self._template(doc, (*loc, "send", "template"), send.template) and item is not None:
+            persona = self.personas.get(journey.persona) if journey.persona else None
+            offer = self.content.get(send.fast_lane_offer) if send.fast_lane_offer else None
+            context = marketing_context(
+                subject=send.subject or item.title, lead=sample_lead(persona), persona=persona,
+                content=item, fast_lane_offer=offer,
+                fast_lane_url="https://example.invalid/fast-lane/t",
+                unsubscribe_url="https://example.invalid/u/t", identity=self.identity)
+            self.problems.extend(self.templates.render_problems(send.template, context))
 
-    def _template(self, doc: YamlDocument, loc: Loc, name: str) -> None:
+    def _template(self, doc: YamlDocument, loc: Loc, name: str) -> bool:
+        """Report a missing template or part; True when both parts exist."""
         if name not in self.template_names:
             self.problems.append(doc.problem(
                 loc, f'unknown template "{name}"',
@@ -344,7 +356,7 @@ class _JourneyChecker:
                 f".txt.j2, or use one of: "
                 + ", ".join(sorted(n for n in self.template_names
                                    if "/" not in n and not n.startswith("base")))))
-            return
+            return False
         missing = self.templates.missing_parts(name)
         if missing:
             part = missing[0]
@@ -354,6 +366,7 @@ class _JourneyChecker:
         if name not in self.checked_templates:
             self.checked_templates.add(name)
             self.problems.extend(self.templates.marketing_problems(name))
+        return not missing
 
     def _stage_exit(self, doc: YamlDocument, stage: JourneyStage, rule: Any,
                     declared: list[JourneyStage]) -> None:

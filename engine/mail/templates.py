@@ -16,6 +16,7 @@ from jinja2 import (
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
+    UndefinedError,
     meta,
     select_autoescape,
 )
@@ -84,6 +85,35 @@ class TemplateCatalog:
             except UnicodeDecodeError:
                 yield Problem(self.display(relative), 1, 1, "file is not UTF-8 text",
                               "save the file as UTF-8")
+
+    def render_problems(self, name: str, context: dict[str, object]) -> Iterator[Problem]:
+        """Render both parts with ``context``; an undefined variable is a located problem."""
+        from engine.mail.context import VARIABLES
+
+        env = make_environment(self.folder)
+        for part in PARTS:
+            relative = self.file(name, part)
+            try:
+                env.get_template(relative).render(context)
+            except UndefinedError as exc:
+                file, line = relative, 1
+                tb = exc.__traceback__
+                while tb is not None:  # Jinja rewrites frames to template files and lines
+                    name_in_frame = tb.tb_frame.f_code.co_filename
+                    if name_in_frame.endswith(SUFFIX):
+                        try:
+                            file = Path(name_in_frame).resolve().relative_to(
+                                self.folder.resolve()).as_posix()
+                        except ValueError:
+                            file = relative
+                        line = tb.tb_lineno
+                    tb = tb.tb_next
+                detail = (exc.message or "").replace("'dict object' has no attribute",
+                                                     "no such field")
+                yield Problem(self.display(file), line, 1, f"undefined variable: {detail}",
+                              "a marketing mail has: " + ", ".join(VARIABLES))
+            except (TemplateNotFound, TemplateSyntaxError, OSError):
+                continue  # reported as missing or broken elsewhere
 
     def missing_parts(self, name: str) -> list[str]:
         return [part for part in PARTS if not (self.folder / self.file(name, part)).is_file()]

@@ -140,3 +140,35 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("validate", "schema", "db", "tick", "run"):
         assert command in result.stdout
+
+
+def test_graph_prints_mermaid() -> None:
+    """`ripen graph JOURNEY` prints the journey's flowchart; an unknown id is a plain error."""
+    result = ripen("graph", "monika-marketing")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("flowchart TD\n")
+    assert "  s_inf_engaged -- yes --> s_inf_done\n" in result.stdout
+    unknown = ripen("graph", "monika")
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith('error: unknown journey "monika"; journeys: after-sales,')
+
+
+def test_preview_writes_html_and_text(tmp_path: Path) -> None:
+    """`ripen preview` renders a template for a persona and content item into two files."""
+    result = ripen("preview", "content_offer", "--persona", "monika-marketing",
+                   "--content", "mm-scoring-whitepaper", "--fast-lane", "mm-checkliste-auswahl",
+                   "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "content_offer-monika-marketing-mm-scoring-whitepaper.html").read_text()
+    text = (tmp_path / "content_offer-monika-marketing-mm-scoring-whitepaper.txt").read_text()
+    for part in (html, text):
+        assert "Whitepaper: Lead-Scoring, das der Vertrieb akzeptiert" in part
+        assert "Checkliste für die Auswahl einer Leadmanagement-Lösung" in part
+        assert "/u/PREVIEW" in part
+        assert "/fast-lane/PREVIEW" in part
+        assert "Amtsgericht Musterstadt HRB 12345" in part
+    assert "Guten Tag Erika," in text
+    unknown = ripen("preview", "content_offer", "--persona", "monika-marketing",
+                    "--content", "nope", "--out", str(tmp_path))
+    assert unknown.returncode == 1
+    assert unknown.stderr == 'error: unknown content "nope"\n'
