@@ -14,6 +14,7 @@ from engine.clock import Clock, system_clock
 from engine.config.compiler import CompiledConfig, load_and_compile
 from engine.config.loader import ConfigPaths
 from engine.consent import ConsentService
+from engine.journeys import JourneyRuntime
 from engine.mail.render import Renderer
 from engine.outbox import Sender, deliver
 from engine.settings import Settings, load_settings
@@ -37,10 +38,14 @@ class Ripen:
         identity = self.config.mail.sender
         self.sender = Sender(identity.name, str(identity.address),
                              str(identity.reply_to) if identity.reply_to else None)
+        self.journeys = JourneyRuntime(
+            uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
+            clock=self.clock, base_url=self.settings.public_base_url)
         self.consent = ConsentService(
             uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
             clock=self.clock, base_url=self.settings.public_base_url,
-            check_deliverability=self.settings.check_deliverability)
+            check_deliverability=self.settings.check_deliverability,
+            on_confirmed=self.journeys.enroll_confirmed)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db)

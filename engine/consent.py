@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -111,7 +112,10 @@ class Proof:
 class ConsentService:
     def __init__(self, *, uow: UowFactory, config: CompiledConfig, tokens: Tokens,
                  renderer: Renderer, clock: Clock, base_url: str,
-                 check_deliverability: bool = False) -> None:
+                 check_deliverability: bool = False,
+                 on_confirmed: Callable[[UnitOfWork, Lead, datetime], object] | None = None
+                 ) -> None:
+        self.on_confirmed = on_confirmed
         self.uow = uow
         self.config = config
         self.tokens = tokens
@@ -294,6 +298,8 @@ class ConsentService:
             lead.updated_at = now
             uow.add(lead)
             uow.lift_suppression(address_hash(lead.email), LIFTABLE)
+            if self.on_confirmed is not None:  # enrollment, in the same transaction
+                self.on_confirmed(uow, lead, now)
             uow.commit()
             return Confirmation.CONFIRMED
 

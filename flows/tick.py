@@ -13,6 +13,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from engine.store.database import session
 from engine.store.enrollments import due_steps
 from flows import runtime
+from flows.journeys import journey_flow
 
 
 @task(name="due-steps")
@@ -24,6 +25,11 @@ def find_due_steps(now: datetime) -> list[dict[str, object]]:
              "due": d.count}
             for d in due_steps(db, now=now)
         ]
+
+
+def active_journeys() -> set[str]:
+    with runtime.current().uow() as uow:
+        return uow.journeys_with_active()
 
 
 @task(name="send-mail")
@@ -44,8 +50,15 @@ def purge_unconfirmed() -> int:
 
 @flow(name="ripen-tick", log_prints=False)
 def tick_flow(now: datetime | None = None) -> list[dict[str, object]]:
-    """Find what is due at ``now`` (default: the runtime's clock) and drain the outbox."""
-    due = find_due_steps(now or runtime.current().clock())
+    """What is due at ``now``; each journey's flow processes its steps; then mail goes out."""
+    ripen = runtime.current()
+    due = find_due_steps(now or ripen.clock())
+    active = active_journeys()
+    for journey in ripen.config.journeys.values():
+        steps = [str(row["step"]) for row in due
+                 if row["journey"] == journey.id and row["version"] == journey.version]
+        if steps or journey.id in active:
+            journey_flow(journey)(steps)
     send_mail()
     return due
 

@@ -128,6 +128,7 @@ class Enrollment(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = _when(nullable=True)
     stage_entered_at: datetime = _when()
+    step_entered_at: datetime | None = _when(nullable=True)
     last_engaged_at: datetime | None = _when(nullable=True)
     started_at: datetime = _when()
     ended_at: datetime | None = _when(nullable=True)
@@ -258,6 +259,35 @@ class Suppression(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class SentContent(SQLModel, table=True):
+    """Which content a lead has been sent: never the same item twice, across journeys."""
+
+    __tablename__ = "sent_content"
+    __table_args__ = (UniqueConstraint("lead_id", "content_id", name="uq_sent_content"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id")
+    content_id: str = Field(max_length=80)
+    journey_id: str = Field(max_length=80)
+    step_id: str = Field(max_length=80)
+    sent_at: datetime = _when()
+
+
+class TrackedLink(SQLModel, table=True):
+    """A link in a mail: the click goes to ``url`` looked up here, never taken from the request."""
+
+    __tablename__ = "tracked_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_id: str = Field(max_length=32, unique=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    content_id: str | None = Field(default=None, max_length=80)
+    kind: str = Field(max_length=20, description="content | fast_lane_content")
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    outbox_key: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _when()
+
+
 class SignupAttempt(SQLModel, table=True):
     """Sign-up attempts, kept a short while for per-address and per-IP limits."""
 
@@ -271,4 +301,4 @@ class SignupAttempt(SQLModel, table=True):
 
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
 TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, Handover,
-          WebhookDelivery, Suppression, SignupAttempt)
+          WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink)

@@ -25,8 +25,10 @@ from engine.store.tables import (
     Lead,
     MailOutbox,
     ScoreEntry,
+    SentContent,
     SignupAttempt,
     Suppression,
+    TrackedLink,
     WebhookDelivery,
 )
 
@@ -91,7 +93,8 @@ class UnitOfWork:
 
     def delete_lead_completely(self, lead_id: int) -> None:
         """Remove a lead and every row that points at it (unconfirmed purge)."""
-        for table in (ConsentRecord, MailOutbox, ScoreEntry, Event, Enrollment):
+        for table in (ConsentRecord, MailOutbox, ScoreEntry, Event, Enrollment, SentContent,
+                      TrackedLink):
             self.session.execute(delete(table).where(_lead_column(table) == lead_id))
         self.session.execute(delete(Lead).where(col(Lead.id) == lead_id))
 
@@ -185,6 +188,97 @@ class UnitOfWork:
             .where(col(Enrollment.lead_id) == lead_id,
                    col(Enrollment.status).in_(("active", "paused")))
             .values(status="exited", exit_reason=reason, ended_at=now, due_at=None))
+
+    # --- journeys -----------------------------------------------------------------------
+
+    def claim_enrollments(self, *, journey_id: str, version: str, step_id: str, now: datetime,
+                          limit: int) -> list[Enrollment]:
+        """Due enrollments at one step, locked for this transaction (SKIP LOCKED on PG)."""
+        query = (select(Enrollment)
+                 .where(col(Enrollment.journey_id) == journey_id,
+                        col(Enrollment.journey_version) == version,
+                        col(Enrollment.step_id) == step_id,
+                        col(Enrollment.status) == "active",
+                        col(Enrollment.due_at) <= now)
+                 .order_by(col(Enrollment.due_at), col(Enrollment.id)).limit(limit))
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.exec(query).all())
+
+    def leads_by_id(self, ids: Iterable[int]) -> dict[int, Lead]:
+        rows = self.session.exec(select(Lead).where(col(Lead.id).in_(list(ids)))).all()
+        return {row.id: row for row in rows if row.id is not None}
+
+    def accounts_by_id(self, ids: Iterable[int]) -> dict[int, Account]:
+        wanted = [i for i in ids if i is not None]
+        if not wanted:
+            return {}
+        rows = self.session.exec(select(Account).where(col(Account.id).in_(wanted))).all()
+        return {row.id: row for row in rows if row.id is not None}
+
+    def sent_content_of(self, lead_ids: Iterable[int]) -> set[tuple[int, str]]:
+        rows = self.session.exec(select(SentContent.lead_id, SentContent.content_id)
+                                 .where(col(SentContent.lead_id).in_(list(lead_ids)))).all()
+        return {(lead_id, content_id) for lead_id, content_id in rows}
+
+    def marketing_sends_since(self, lead_ids: Iterable[int],
+                              since: datetime) -> dict[int, list[datetime]]:
+        rows = self.session.exec(
+            select(MailOutbox.lead_id, MailOutbox.created_at)
+            .where(col(MailOutbox.lead_id).in_(list(lead_ids)),
+                   col(MailOutbox.kind) == "marketing",
+                   col(MailOutbox.status).not_in(("suppressed", "failed")),
+                   col(MailOutbox.created_at) > since)).all()
+        found: dict[int, list[datetime]] = {}
+        for lead_id, at in rows:
+            if lead_id is not None:
+                found.setdefault(lead_id, []).append(at)
+        return found
+
+    def active_enrollments(self, lead_id: int) -> Sequence[Enrollment]:
+        return self.session.exec(
+            select(Enrollment).where(col(Enrollment.lead_id) == lead_id,
+                                     col(Enrollment.status) == "active")).all()
+
+    def last_enrollment(self, lead_id: int, journey_id: str) -> Enrollment | None:
+        return self.session.exec(
+            select(Enrollment).where(col(Enrollment.lead_id) == lead_id,
+                                     col(Enrollment.journey_id) == journey_id)
+            .order_by(col(Enrollment.started_at).desc())).first()
+
+    def events_since(self, lead_id: int, since: datetime) -> Sequence[Event]:
+        return self.session.exec(
+            select(Event).where(col(Event.lead_id) == lead_id,
+                                col(Event.occurred_at) >= since,
+                                col(Event.is_scanner).is_(False))
+            .order_by(col(Event.occurred_at))).all()
+
+    def dormant_enrollments(self, *, journey_id: str, before: datetime,
+                            limit: int) -> list[Enrollment]:
+        """Active enrollments without engagement since ``before`` (the slowest case)."""
+        last = func.coalesce(col(Enrollment.last_engaged_at), col(Enrollment.started_at))
+        query = (select(Enrollment)
+                 .where(col(Enrollment.journey_id) == journey_id,
+                        col(Enrollment.status) == "active", last <= before)
+                 .order_by(col(Enrollment.id)).limit(limit))
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.exec(query).all())
+
+    def journeys_with_active(self) -> set[str]:
+        return set(self.session.exec(select(Enrollment.journey_id).distinct()
+                                     .where(col(Enrollment.status) == "active")).all())
+
+    def tracked_link(self, token_id: str) -> TrackedLink | None:
+        return self.session.exec(
+            select(TrackedLink).where(col(TrackedLink.token_id) == token_id)).first()
+
+    def outbox_by_key(self, key: str) -> MailOutbox | None:
+        return self.session.exec(
+            select(MailOutbox).where(col(MailOutbox.idempotency_key) == key)).first()
+
+    def event_by_key(self, key: str) -> Event | None:
+        return self.session.exec(select(Event).where(col(Event.idempotency_key) == key)).first()
 
     # --- GDPR ---------------------------------------------------------------------------
 

@@ -69,3 +69,38 @@ def test_maintenance_flow_sends_reminders_and_purges(ripen_app: Ripen) -> None:
     with ripen_app.uow() as uow:
         assert uow.lead_by_email("old@example.com") is None
         assert uow.lead_by_email("remind@example.com") is not None
+
+
+def test_the_tick_runs_each_journey_as_its_own_prefect_flow(ripen_app: Ripen,
+                                                           tmp_path: Path) -> None:
+    """A confirmed lead gets its first mail through the tick; Prefect shows the journey's name."""
+    import asyncio
+    import mailbox
+
+    from prefect.client.orchestration import get_client
+
+    from engine.consent import SignUp
+
+    result = ripen_app.consent.sign_up(SignUp(email="flow@example.com", source="website",
+                                              consent_version="2026-11",
+                                              persona="monika-marketing"))
+    ripen_app.send_mail(result.send_now)
+    with ripen_app.uow() as uow:
+        lead = uow.lead_by_email("flow@example.com")
+        assert lead is not None
+        nonce = lead.doi_nonce
+    from engine.tokens import Purpose
+
+    assert nonce is not None
+    token = ripen_app.tokens.dumps(Purpose.DOI, nonce, now=ripen_app.clock())
+    ripen_app.consent.confirm(token, ip=None, user_agent=None)
+    run_tick()
+    subjects = sorted(str(m["Subject"]) for m in mailbox.Maildir(str(tmp_path / "outbox")))
+    assert "Leadmanagement in 10 Minuten: vom Kontakt zum Kunden" in subjects
+
+    async def flow_names() -> set[str]:
+        async with get_client() as client:
+            return {f.name for f in await client.read_flows()}
+
+    journey = ripen_app.config.journeys["monika-marketing"]
+    assert f"journey:monika-marketing@{journey.version}" in asyncio.run(flow_names())

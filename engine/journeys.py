@@ -1,0 +1,441 @@
+"""The journey runtime: enrollment, the steps of a journey, stage progression, slowest case.
+
+Pure domain logic over the store, with the clock injected. Every step is processed for
+*all* its due enrollments in one batch (``run_step``), in one transaction: the state
+change and its outbox row commit together, keyed by (lead, journey version, step), so a
+step can never mail a lead twice. Flows (``flows/journeys.py``) only call ``run_step``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine.clock import Clock
+from engine.config.compiler import CompiledConfig, CompiledJourney
+from engine.config.content import ContentItem
+from engine.config.journey import (
+    AdvanceStep,
+    BranchStep,
+    Condition,
+    ExitStep,
+    GoalStep,
+    SendStep,
+    WaitStep,
+)
+from engine.fit import Profile, best_persona, fit_grade, fit_points
+from engine.mail.context import marketing_context
+from engine.mail.message import new_message_id
+from engine.mail.render import Renderer
+from engine.policy import next_send_time
+from engine.stages import JourneyStage
+from engine.store.tables import (
+    Account,
+    Enrollment,
+    Event,
+    Lead,
+    MailOutbox,
+    SentContent,
+    TrackedLink,
+)
+from engine.store.uow import UnitOfWork, UowFactory
+from engine.tokens import Purpose, Tokens
+
+ENGAGEMENT = frozenset({"click", "download", "visit", "form_submitted", "webinar_registered",
+                        "webinar_attended", "reply", "contact_request"})
+ORDER = list(JourneyStage)
+
+
+@dataclass
+class StepReport:
+    journey: str
+    step: str
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class JourneyRuntime:
+    def __init__(self, *, uow: UowFactory, config: CompiledConfig, tokens: Tokens,
+                 renderer: Renderer, clock: Clock, base_url: str) -> None:
+        self.uow = uow
+        self.config = config
+        self.tokens = tokens
+        self.renderer = renderer
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+        caps = [cap.per for cap in config.policy.frequency_caps]
+        self._cap_window = max(caps, default=timedelta(0))
+
+    # --- enrollment ---------------------------------------------------------------------
+
+    def profile(self, lead: Lead, account: Account | None) -> Profile:
+        return Profile(job_title=lead.job_title,
+                       industry=account.industry if account else None,
+                       company_size=account.company_size if account else None,
+                       region=account.region if account else None)
+
+    def enroll_confirmed(self, uow: UnitOfWork, lead: Lead, now: datetime) -> Enrollment | None:
+        """A newly confirmed lead enters the journey of its persona (a form choice wins)."""
+        persona_id = lead.persona_id
+        if persona_id not in self.config.personas:
+            account = uow.session.get(Account, lead.account_id) if lead.account_id else None
+            persona = best_persona(self.profile(lead, account),
+                                   list(self.config.personas.values()), self.config.scoring)
+            persona_id = persona.id if persona else None
+        if persona_id is None:
+            return None  # fits no persona: no nurturing content fits it either
+        lead.persona_id = persona_id
+        uow.add(lead)
+        journey = next((j for j in self.config.journeys.values()
+                        if j.model.kind == "nurture" and j.model.persona == persona_id), None)
+        if journey is None:
+            return None
+        return self.enroll(uow, lead, journey, now=now)
+
+    def enroll(self, uow: UnitOfWork, lead: Lead, journey: CompiledJourney, *, now: datetime,
+               stage: JourneyStage | None = None) -> Enrollment | None:
+        """One active enrollment per lead and journey; re-entry only as the YAML allows."""
+        assert lead.id is not None
+        previous = uow.last_enrollment(lead.id, journey.id)
+        if previous is not None:
+            if previous.status in ("active", "paused"):
+                return None
+            again = journey.model.reenroll_after
+            if again is None or (previous.ended_at and previous.ended_at + again > now):
+                return None
+        start = stage if stage is not None and stage in journey.entry else next(iter(journey.entry))
+        enrollment = Enrollment(lead_id=lead.id, journey_id=journey.id,
+                                journey_version=journey.version, stage=start.value,
+                                step_id=journey.entry[start], stage_entered_at=now,
+                                started_at=now)
+        self._enter(enrollment, journey, journey.entry[start], now)
+        uow.add(enrollment)
+        _raise_funnel_stage(lead, start, now)
+        uow.add(lead)
+        return enrollment
+
+    # --- running ------------------------------------------------------------------------
+
+    def run_journey(self, journey: CompiledJourney, *, limit: int = 1000) -> list[StepReport]:
+        """Every step in order, then the slowest case (what one flow run does)."""
+        reports = [self.run_step(journey, step_id, limit=limit) for step_id in journey.order]
+        reports.append(self.slowest_case(journey, limit=limit))
+        return reports
+
+    def run_step(self, journey: CompiledJourney, step_id: str, *,
+                 limit: int = 1000) -> StepReport:
+        """All due enrollments at ``step_id``, in batches of ``limit``, one commit per batch."""
+        report = StepReport(journey.id, step_id)
+        step = journey.steps[step_id]
+        while True:
+            now = self.clock()
+            with self.uow() as uow:
+                batch = uow.claim_enrollments(journey_id=journey.id, version=journey.version,
+                                              step_id=step_id, now=now, limit=limit)
+                if not batch:
+                    return report
+                leads = uow.leads_by_id(e.lead_id for e in batch)
+                context = _Batch(uow, leads, now, self)
+                for enrollment in batch:
+                    lead = leads.get(enrollment.lead_id)
+                    if lead is None or lead.status != "confirmed":
+                        self._end(enrollment, "no_consent", now)
+                        report.counts["ended"] += 1
+                    elif isinstance(step, SendStep):
+                        report.counts[self._send(context, journey, step, enrollment, lead)] += 1
+                    elif isinstance(step, BranchStep):
+                        report.counts[self._branch(context, journey, step, enrollment,
+                                                   lead)] += 1
+                    elif isinstance(step, WaitStep | GoalStep):
+                        if isinstance(step, GoalStep):
+                            uow.add(Event(lead_id=lead.id or 0, type="goal",
+                                          data={"goal": step.goal, "journey": journey.id},
+                                          occurred_at=now, recorded_at=now))
+                        self._next(enrollment, journey, now)
+                        report.counts["moved"] += 1
+                    elif isinstance(step, AdvanceStep):
+                        self._advance(enrollment, lead, journey, step.advance, now)
+                        report.counts["advanced"] += 1
+                    else:
+                        assert isinstance(step, ExitStep)
+                        self._end(enrollment, step.exit, now)
+                        report.counts["exited"] += 1
+                    uow.add(enrollment)
+                uow.commit()
+            if len(batch) < limit:
+                return report
+
+    def _send(self, batch: _Batch, journey: CompiledJourney, step: SendStep,
+              enrollment: Enrollment, lead: Lead) -> str:
+        assert lead.id is not None
+        content = self.config.content[step.send.content]
+        if (lead.id, content.id) in batch.sent:
+            self._next(enrollment, journey, batch.now)
+            return "skipped_already_sent"
+        when = next_send_time(now=batch.now, policy=self.config.policy,
+                              recent=batch.recent.get(lead.id, []), time_zone=lead.time_zone)
+        if lead.mail_paused_until is not None and lead.mail_paused_until > when:
+            when = lead.mail_paused_until
+        if when > batch.now:
+            enrollment.due_at = when
+            return "deferred"
+        self._write_mail(batch, journey, step, lead, content)
+        batch.sent.add((lead.id, content.id))
+        batch.recent.setdefault(lead.id, []).append(batch.now)
+        self._next(enrollment, journey, batch.now)
+        return "sent"
+
+    def _write_mail(self, batch: _Batch, journey: CompiledJourney, step: SendStep, lead: Lead,
+                    content: ContentItem) -> None:
+        assert lead.id is not None
+        assert lead.email is not None
+        now, uow = batch.now, batch.uow
+        key = f"journey:{journey.id}@{journey.version}:{step.id}:{lead.id}"
+        offer = self.config.content.get(step.send.fast_lane_offer or "")
+        links = {item.id: self._link(uow, lead.id, item, key, now)
+                 for item in (content, offer) if item is not None}
+        persona = self.config.personas.get(lead.persona_id or "")
+        account = batch.accounts.get(lead.account_id) if lead.account_id else None
+        subject = step.send.subject or content.title
+        fast = self.tokens.dumps(Purpose.FAST_LANE, lead.public_id, now=now)
+        unsubscribe = self.tokens.dumps(Purpose.UNSUBSCRIBE, lead.public_id, now=now)
+        context = marketing_context(
+            subject=subject,
+            lead={"first_name": lead.first_name, "last_name": lead.last_name,
+                  "job_title": lead.job_title, "company": account.name if account else None,
+                  "language": lead.language},
+            persona=persona, content=content.model_copy(update={"url": links[content.id]}),
+            fast_lane_offer=offer.model_copy(update={"url": links[offer.id]}) if offer else None,
+            fast_lane_url=f"{self.base_url}/fast-lane/{fast}",
+            unsubscribe_url=f"{self.base_url}/u/{unsubscribe}", identity=self.config.mail)
+        html, text = self.renderer.render(step.send.template, context)
+        uow.add(MailOutbox(
+            idempotency_key=key, lead_id=lead.id, kind="marketing", category="nurture",
+            to_address=lead.email, subject=subject,
+            message_id=new_message_id(self.config.mail.message_id_domain),
+            body_html=html, body_text=text,
+            headers={"List-Unsubscribe": f"<{self.base_url}/u/{unsubscribe}>",
+                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            created_at=now))
+        uow.add(SentContent(lead_id=lead.id, content_id=content.id, journey_id=journey.id,
+                            step_id=step.id, sent_at=now))
+
+    def _link(self, uow: UnitOfWork, lead_id: int, item: ContentItem, key: str,
+              now: datetime) -> str:
+        token_id = secrets.token_urlsafe(12)
+        uow.add(TrackedLink(token_id=token_id, lead_id=lead_id, content_id=item.id,
+                            kind="fast_lane_content" if item.fast_lane else "content",
+                            url=str(item.url), outbox_key=key, created_at=now))
+        return f"{self.base_url}/c/{self.tokens.dumps(Purpose.CLICK, token_id, now=now)}"
+
+    def _branch(self, batch: _Batch, journey: CompiledJourney, step: BranchStep,
+                enrollment: Enrollment, lead: Lead) -> str:
+        since = enrollment.step_entered_at or enrollment.stage_entered_at
+        if self.condition_met(batch.uow, lead, step.branch.when, since):
+            self._goto(enrollment, journey, step.branch.then, step.id, batch.now)
+            return "branch_yes"
+        if batch.now >= since + step.branch.within:
+            self._goto(enrollment, journey, step.branch.otherwise, step.id, batch.now)
+            return "branch_no"
+        enrollment.due_at = since + step.branch.within
+        return "waiting"
+
+    def condition_met(self, uow: UnitOfWork, lead: Lead, when: Condition,
+                      since: datetime) -> bool:
+        assert lead.id is not None
+        if when.event is not None:
+            for event in uow.events_since(lead.id, since):
+                if event.type != when.event:
+                    continue
+                if when.content and event.content_id != when.content:
+                    continue
+                item = self.config.content.get(event.content_id or "")
+                if when.stage and (item is None or when.stage not in item.stages):
+                    continue
+                return True
+            return False
+        if when.engagement_at_least is not None:
+            return self.engagement(uow, lead) >= when.engagement_at_least
+        account = uow.session.get(Account, lead.account_id) if lead.account_id else None
+        persona = self.config.personas.get(lead.persona_id or "")
+        if persona is None:
+            return False
+        points = fit_points(self.profile(lead, account), persona, self.config.scoring)
+        return fit_grade(points, self.config.scoring) <= (when.fit_at_least or "D")
+
+    def engagement(self, uow: UnitOfWork, lead: Lead) -> float:
+        """Implicit points with half-life decay (the scoring issue adds the ledger)."""
+        assert lead.id is not None
+        implicit, now = self.config.scoring.implicit, self.clock()
+        total = 0.0
+        for event in uow.events_since(lead.id, lead.created_at):
+            points = float(implicit.events.get(event.type, 0))  # type: ignore[call-overload]
+            item = self.config.content.get(event.content_id or "")
+            if item is not None:
+                points *= max((implicit.stage_weights.get(s, 1.0) for s in item.stages),
+                              default=1.0)
+                if implicit.content_points and event.type in ("click", "download"):
+                    points += item.points
+            age = (now - event.occurred_at) / implicit.half_life
+            total += points * 0.5 ** max(age, 0.0)
+        return total
+
+    # --- moving -------------------------------------------------------------------------
+
+    def _enter(self, enrollment: Enrollment, journey: CompiledJourney, step_id: str,
+               now: datetime) -> None:
+        step = journey.steps[step_id]
+        enrollment.step_id = step_id
+        enrollment.step_entered_at = now
+        if isinstance(step, WaitStep):
+            enrollment.due_at = now + step.wait
+        elif isinstance(step, BranchStep):
+            enrollment.due_at = now + step.branch.within
+        else:
+            enrollment.due_at = now
+
+    def _next(self, enrollment: Enrollment, journey: CompiledJourney, now: datetime) -> None:
+        stage = journey.stage_of[enrollment.step_id]
+        ids = [s for s in journey.order if journey.stage_of[s] == stage]
+        index = ids.index(enrollment.step_id)
+        if index + 1 < len(ids):
+            self._enter(enrollment, journey, ids[index + 1], now)
+        else:
+            enrollment.due_at = None  # end of the stage's steps: wait for engagement
+
+    def _goto(self, enrollment: Enrollment, journey: CompiledJourney, target: str,
+              current: str, now: datetime) -> None:
+        if target == "next":
+            enrollment.step_id = current
+            self._next(enrollment, journey, now)
+        else:
+            self._enter(enrollment, journey, target, now)
+
+    def _advance(self, enrollment: Enrollment, lead: Lead, journey: CompiledJourney,
+                 stage: JourneyStage, now: datetime) -> None:
+        enrollment.stage = stage.value
+        enrollment.stage_entered_at = now
+        self._enter(enrollment, journey, journey.entry[stage], now)
+        _raise_funnel_stage(lead, stage, now)
+
+    def _end(self, enrollment: Enrollment, reason: str, now: datetime) -> None:
+        enrollment.status = "exited"
+        enrollment.exit_reason = reason
+        enrollment.ended_at = now
+        enrollment.due_at = None
+
+    def slowest_case(self, journey: CompiledJourney, *, limit: int = 1000) -> StepReport:
+        """Leads without engagement for `slowest_case.after` leave (or move on)."""
+        report = StepReport(journey.id, "slowest-case")
+        rule = journey.model.slowest_case
+        now = self.clock()
+        with self.uow() as uow:
+            dormant = uow.dormant_enrollments(journey_id=journey.id, before=now - rule.after,
+                                              limit=limit)
+            leads = uow.leads_by_id(e.lead_id for e in dormant)
+            for enrollment in dormant:
+                self._end(enrollment, "slowest_case", now)
+                uow.add(enrollment)
+                report.counts["slowest_case"] += 1
+                target = self.config.journeys.get(rule.move_to or "")
+                lead = leads.get(enrollment.lead_id)
+                if target is not None and lead is not None:
+                    uow.flush()
+                    self.enroll(uow, lead, target, now=now)
+            uow.commit()
+        return report
+
+    # --- events -------------------------------------------------------------------------
+
+    def record_event(self, *, lead_id: int, type: str, content_id: str | None = None,
+                     occurred_at: datetime | None = None, source: str | None = None,
+                     data: dict[str, Any] | None = None, is_scanner: bool = False,
+                     idempotency_key: str | None = None) -> int | None:
+        """Store an event; engagement moves the lead through its journeys' stages."""
+        now = self.clock()
+        with self.uow() as uow:
+            if idempotency_key and uow.event_by_key(idempotency_key) is not None:
+                return None
+            lead = uow.session.get(Lead, lead_id)
+            if lead is None:
+                return None
+            item = self.config.content.get(content_id or "")
+            event = Event(lead_id=lead_id, type=type, content_id=content_id,
+                          stage=item.stages[0].value if item else None, source=source,
+                          is_scanner=is_scanner, idempotency_key=idempotency_key,
+                          data=data or {}, occurred_at=occurred_at or now, recorded_at=now)
+            uow.add(event)
+            uow.flush()
+            if not is_scanner and type in ENGAGEMENT:
+                for enrollment in uow.active_enrollments(lead_id):
+                    self._on_engagement(uow, enrollment, lead, item, event, now)
+            uow.commit()
+            return event.id
+
+    def _on_engagement(self, uow: UnitOfWork, enrollment: Enrollment, lead: Lead,
+                       item: ContentItem | None, event: Event, now: datetime) -> None:
+        journey = self.config.journeys.get(enrollment.journey_id)
+        enrollment.last_engaged_at = event.occurred_at
+        uow.add(enrollment)
+        if journey is None or journey.version != enrollment.journey_version:
+            return
+        if isinstance(journey.steps.get(enrollment.step_id), BranchStep):
+            enrollment.due_at = now  # re-check the branch on the next tick, not at its timeout
+        current = JourneyStage(enrollment.stage)
+        declared = list(journey.entry)
+        if item is None:
+            return
+        plan = getattr(journey.model.stages, current.value)
+        rule = plan.exit if plan is not None else None
+        later = [s for s in item.stages if s in declared and ORDER.index(s) > ORDER.index(current)]
+        if later and (rule is None or rule.skip_ahead):
+            self._advance(enrollment, lead, journey, max(later, key=ORDER.index), now)
+            uow.add(lead)
+            return
+        if current not in item.stages:
+            return
+        position = declared.index(current)
+        is_last = position + 1 >= len(declared)
+        if rule is None and is_last:
+            return  # the last stage waits for the MQL rule
+        events = rule.events if rule else ["click", "download"]
+        needed = rule.engaged if rule else 1
+        engaged = sum(
+            1 for e in uow.events_since(lead.id or 0, enrollment.stage_entered_at)
+            if e.type in events and current in _stages(self.config, e.content_id))
+        if engaged >= needed:
+            target = rule.to if rule and rule.to else (None if is_last else declared[position + 1])
+            if target is not None:
+                self._advance(enrollment, lead, journey, target, now)
+                uow.add(lead)
+
+
+def _raise_funnel_stage(lead: Lead, stage: JourneyStage, now: datetime) -> None:
+    """The lead's funnel stage only moves forward (a recycle journey does not demote it)."""
+    current = lead.funnel_stage
+    if current not in JourneyStage.__members__ or \
+            ORDER.index(stage) > ORDER.index(JourneyStage(current)):
+        lead.funnel_stage = stage.value
+        lead.updated_at = now
+
+
+def _stages(config: CompiledConfig, content_id: str | None) -> list[JourneyStage]:
+    item = config.content.get(content_id or "")
+    return list(item.stages) if item else []
+
+
+class _Batch:
+    """What one batch of one step needs about its leads, read once."""
+
+    def __init__(self, uow: UnitOfWork, leads: dict[int, Lead], now: datetime,
+                 runtime: JourneyRuntime) -> None:
+        self.uow = uow
+        self.now = now
+        ids = list(leads)
+        self.sent = uow.sent_content_of(ids)
+        self.recent = uow.marketing_sends_since(ids, now - runtime._cap_window) \
+            if runtime._cap_window else {}
+        self.accounts = uow.accounts_by_id(lead.account_id for lead in leads.values()
+                                           if lead.account_id is not None)
