@@ -43,6 +43,7 @@ from engine.store.tables import (
 )
 from engine.store.uow import UnitOfWork, UowFactory
 from engine.tokens import Purpose, Tokens
+from engine.versions import VersionCache, migrate, register
 
 ENGAGEMENT = frozenset({"click", "download", "visit", "form_submitted", "webinar_registered",
                         "webinar_attended", "reply", "contact_request"})
@@ -67,6 +68,34 @@ class JourneyRuntime:
         self.base_url = base_url.rstrip("/")
         caps = [cap.per for cap in config.policy.frequency_caps]
         self._cap_window = max(caps, default=timedelta(0))
+        self.versions = VersionCache(config)
+
+    # --- versions -----------------------------------------------------------------------
+
+    def go_live(self) -> tuple[list[str], int]:
+        """Make the configured versions live; apply `migrate` to leads in flight."""
+        now = self.clock()
+        with self.uow() as uow:
+            added = register(uow, self.config, now)
+            uow.flush()
+            moved = migrate(uow, self.config, now)
+            uow.commit()
+        return added, moved
+
+    def tick(self, *, limit: int = 1000) -> list[StepReport]:
+        """One tick without Prefect: go live, every due step of every version, slowest case."""
+        self.go_live()
+        reports = []
+        with self.uow() as uow:
+            due = [(j, v, s) for j, v, s, _ in uow.due_step_counts(now=self.clock())]
+            journeys = {(j, v): self.versions.get(uow, j, v) for j, v, _ in due}
+        for journey_id, version, step_id in due:
+            journey = journeys[(journey_id, version)]
+            if journey is not None and step_id in journey.steps:
+                reports.append(self.run_step(journey, step_id, limit=limit))
+        for journey in self.config.journeys.values():
+            reports.append(self.slowest_case(journey, limit=limit))
+        return reports
 
     # --- enrollment ---------------------------------------------------------------------
 
@@ -315,6 +344,13 @@ class JourneyRuntime:
 
     def _advance(self, enrollment: Enrollment, lead: Lead, journey: CompiledJourney,
                  stage: JourneyStage, now: datetime) -> None:
+        current = self.config.journeys.get(journey.id)
+        if current is not None and current.version != journey.version and \
+                current.model.in_flight.policy == "drain":
+            journey = current  # draining: the next stage is already the new version's
+            enrollment.journey_version = current.version
+            if stage not in journey.entry:
+                stage = next(iter(journey.entry))
         enrollment.stage = stage.value
         enrollment.stage_entered_at = now
         self._enter(enrollment, journey, journey.entry[stage], now)
@@ -376,10 +412,10 @@ class JourneyRuntime:
 
     def _on_engagement(self, uow: UnitOfWork, enrollment: Enrollment, lead: Lead,
                        item: ContentItem | None, event: Event, now: datetime) -> None:
-        journey = self.config.journeys.get(enrollment.journey_id)
+        journey = self.versions.get(uow, enrollment.journey_id, enrollment.journey_version)
         enrollment.last_engaged_at = event.occurred_at
         uow.add(enrollment)
-        if journey is None or journey.version != enrollment.journey_version:
+        if journey is None:
             return
         if isinstance(journey.steps.get(enrollment.step_id), BranchStep):
             enrollment.due_at = now  # re-check the branch on the next tick, not at its timeout

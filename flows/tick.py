@@ -48,17 +48,30 @@ def purge_unconfirmed() -> int:
     return runtime.current().consent.purge_unconfirmed()
 
 
+@task(name="journey-versions")
+def go_live() -> dict[str, object]:
+    """New journey versions go live; `migrate` moves leads in flight."""
+    added, moved = runtime.current().journeys.go_live()
+    return {"live": added, "migrated": moved}
+
+
 @flow(name="ripen-tick", log_prints=False)
 def tick_flow(now: datetime | None = None) -> list[dict[str, object]]:
-    """What is due at ``now``; each journey's flow processes its steps; then mail goes out."""
+    """What is due at ``now``; each journey version's flow runs its due steps; mail goes out."""
     ripen = runtime.current()
+    go_live()
     due = find_due_steps(now or ripen.clock())
     active = active_journeys()
-    for journey in ripen.config.journeys.values():
+    versions = {(str(row["journey"]), str(row["version"])) for row in due}
+    versions |= {(j.id, j.version) for j in ripen.config.journeys.values() if j.id in active}
+    with ripen.uow() as uow:
+        compiled = [ripen.journeys.versions.get(uow, j, v) for j, v in sorted(versions)]
+    for journey in compiled:
+        if journey is None:
+            continue
         steps = [str(row["step"]) for row in due
                  if row["journey"] == journey.id and row["version"] == journey.version]
-        if steps or journey.id in active:
-            journey_flow(journey)(steps)
+        journey_flow(journey)(steps)
     send_mail()
     return due
 

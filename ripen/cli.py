@@ -156,6 +156,32 @@ def preview(
               soft_wrap=True)
 
 
+@app.command("plan-change")
+def plan_change() -> None:
+    """Before a journey change goes live: how many leads in flight each change would move."""
+    from engine.bootstrap import bootstrap
+    from engine.versions import plan
+
+    ripen_app = bootstrap(_settings())
+    try:
+        with ripen_app.uow() as uow:
+            moves = plan(uow, ripen_app.config)
+    finally:
+        ripen_app.dispose()
+    if not moves:
+        out.print("no leads in flight on other versions: the change moves nobody")
+        return
+    table = Table(title="Leads in flight on other versions", title_justify="left")
+    for column in ("journey", "policy", "from version", "at step", "goes to", "leads"):
+        table.add_column(column, no_wrap=column != "goes to")  # ids stay whole
+    for move in moves:
+        where = {"pin": "stays on its version", "drain": "new version at the next stage"}.get(
+            move.policy, move.to_step or "")
+        table.add_row(move.journey, move.policy, move.from_version, move.from_step,
+                      where, str(move.leads))
+    out.print(table)
+
+
 @app.command()
 def schema(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the *.schema.json files")]

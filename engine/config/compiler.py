@@ -155,6 +155,21 @@ def compile_config(loaded: LoadedConfig) -> CompiledConfig:
     )
 
 
+def compile_journey(journey: Journey, config: CompiledConfig) -> CompiledJourney:
+    """Compile a stored journey definition (an older version) against today's config.
+
+    Used to let leads pinned to an older version finish it; problems that the live config
+    would report are not raised here (the version already went live), but missing content
+    or steps make the caller migrate such leads instead (see ``engine.versions``).
+    """
+    problems: list[Problem] = []
+    doc = YamlDocument(f"journey {journey.id} (stored version)", {})
+    checker = _JourneyChecker(config.personas, config.content, {}, config.templates,
+                              {j.id: j.model for j in config.journeys.values()}, config.mail,
+                              problems)
+    return checker.compile(journey, doc)
+
+
 def _unique(loaded: Iterable[Loaded[Any]], what: str, problems: list[Problem]) -> dict[str, Any]:
     """Models by id; a second model with the same id is a problem at its `id`."""
     found: dict[str, Any] = {}
@@ -471,8 +486,8 @@ class _JourneyChecker:
                 if c.fast_lane and (journey.persona is None or journey.persona in c.personas)]
 
     def _content_file(self, content_id: str) -> str:
-        doc, _ = self.content_docs[content_id]
-        return doc.path
+        found = self.content_docs.get(content_id)
+        return found[0].path if found else "the content catalog"
 
 
 def _check_sla(sla: Loaded[Sla], journeys: Mapping[str, Journey], personas: Mapping[str, Persona],

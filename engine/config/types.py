@@ -6,10 +6,17 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
-from engine.durations import DURATION_HINT, parse_duration
+from engine.durations import DURATION_HINT, format_duration, parse_duration
 
 
 class Frozen(BaseModel):
@@ -69,6 +76,7 @@ def _duration(value: Any) -> timedelta:
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
+    PlainSerializer(format_duration, when_used="json"),  # stored versions read back as YAML
     WithJsonSchema({"type": "string", "pattern": r"^\s*[1-9]\d*\s*[mhdw]\s*$",
                     "description": "a duration such as 90m, 12h, 3d or 2w"}),
 ]

@@ -288,6 +288,19 @@ class TrackedLink(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class JourneyVersion(SQLModel, table=True):
+    """Every journey version that went live, so leads pinned to it can finish it."""
+
+    __tablename__ = "journey_version"
+    __table_args__ = (UniqueConstraint("journey_id", "version", name="uq_journey_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_id: str = Field(max_length=80)
+    version: str = Field(max_length=12)
+    definition: dict[str, Any] = _json()
+    live_since: datetime = _when()
+
+
 class SignupAttempt(SQLModel, table=True):
     """Sign-up attempts, kept a short while for per-address and per-IP limits."""
 
@@ -301,4 +314,4 @@ class SignupAttempt(SQLModel, table=True):
 
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
 TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, Handover,
-          WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink)
+          WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink, JourneyVersion)

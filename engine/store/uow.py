@@ -22,6 +22,7 @@ from engine.store.tables import (
     Enrollment,
     Event,
     Handover,
+    JourneyVersion,
     Lead,
     MailOutbox,
     ScoreEntry,
@@ -264,6 +265,22 @@ class UnitOfWork:
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
         return list(self.session.exec(query).all())
+
+    def due_step_counts(self, *, now: datetime) -> list[tuple[str, str, str, int]]:
+        """(journey, version, step, due) through the ``ix_enrollment_due`` index."""
+        from engine.store.enrollments import due_steps
+
+        return [(d.journey_id, d.journey_version, d.step_id, d.count)
+                for d in due_steps(self.session, now=now)]
+
+    def journey_versions(self) -> dict[tuple[str, str], JourneyVersion]:
+        rows = self.session.exec(select(JourneyVersion)).all()
+        return {(row.journey_id, row.version): row for row in rows}
+
+    def in_flight(self, journey_id: str) -> Sequence[Enrollment]:
+        return self.session.exec(
+            select(Enrollment).where(col(Enrollment.journey_id) == journey_id,
+                                     col(Enrollment.status).in_(("active", "paused")))).all()
 
     def journeys_with_active(self) -> set[str]:
         return set(self.session.exec(select(Enrollment.journey_id).distinct()

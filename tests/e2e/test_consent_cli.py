@@ -112,3 +112,31 @@ def test_gdpr_export_and_erase(tmp_path: Path) -> None:
     again = ripen("gdpr", "export", "erase@example.com", env=env)
     assert again.returncode == 1
     assert "no lead with the address erase@example.com" in again.stderr
+
+
+def test_plan_change_lists_leads_in_flight(tmp_path: Path) -> None:
+    """`ripen plan-change` counts leads on another version of a journey, per step."""
+    from engine.store.tables import Enrollment, JourneyVersion
+    from tests.factories import NOW, lead
+
+    env = _env(tmp_path)
+    assert ripen("plan-change", env=env).stdout.startswith("no leads in flight")
+    app = bootstrap(load_settings(database_url=env["RIPEN_DATABASE_URL"]))
+    try:
+        with app.uow() as uow:
+            person = lead(email="old-version@example.com")
+            uow.add(person, JourneyVersion(journey_id="monika-marketing", version="0ld0ld0ld0ld",
+                                           definition={}, live_since=NOW))
+            uow.flush()
+            uow.add(Enrollment(lead_id=person.id or 0, journey_id="monika-marketing",
+                               journey_version="0ld0ld0ld0ld", stage="INF",
+                               step_id="inf-engaged", due_at=NOW, stage_entered_at=NOW,
+                               started_at=NOW))
+            uow.commit()
+    finally:
+        app.dispose()
+    result = ripen("plan-change", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "monika-marketing" in result.stdout
+    assert "0ld0ld0ld0ld" in result.stdout
+    assert "│ stays on    │" in result.stdout  # "goes to" wraps at 80 columns

@@ -19,8 +19,7 @@ CLICK = re.compile(r"https://ripen\.example(/c/[A-Za-z0-9_.\-]+)")
 
 def tick(app: Ripen) -> None:
     """What one scheduler tick does, without Prefect (the flow test covers the wiring)."""
-    for journey in app.config.journeys.values():
-        app.journeys.run_journey(journey)
+    app.journeys.tick()
     app.send_mail()
 
 
