@@ -147,12 +147,6 @@ class JourneyRuntime:
 
     # --- running ------------------------------------------------------------------------
 
-    def run_journey(self, journey: CompiledJourney, *, limit: int = 1000) -> list[StepReport]:
-        """Every step in order, then the slowest case (what one flow run does)."""
-        reports = [self.run_step(journey, step_id, limit=limit) for step_id in journey.order]
-        reports.append(self.slowest_case(journey, limit=limit))
-        return reports
-
     def run_step(self, journey: CompiledJourney, step_id: str, *,
                  limit: int = 1000) -> StepReport:
         """All due enrollments at ``step_id``, in batches of ``limit``, one commit per batch."""

@@ -7,11 +7,11 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import click
 import typer
@@ -26,6 +26,8 @@ from engine.consent import LEAD_SOURCES
 from engine.errors import ConfigError, RipenError
 from engine.settings import Settings, load_settings
 from engine.stages import BuyingStage
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="ripen",
@@ -106,11 +108,7 @@ def graph(
     from engine.diagram import mermaid
 
     config = load_and_compile(_paths(root))
-    compiled = config.journeys.get(journey)
-    if compiled is None:
-        raise RipenError(f'unknown journey "{journey}"; journeys: '
-                         + ", ".join(sorted(config.journeys)))
-    print(mermaid(compiled), end="")
+    print(mermaid(_known(config.journeys, journey, "journey")), end="")
 
 
 @app.command()
@@ -129,19 +127,12 @@ def preview(
     from engine.mail.render import Renderer
 
     config = load_and_compile(_paths(root))
-    chosen = config.personas.get(persona)
-    if chosen is None:
-        raise RipenError(f'unknown persona "{persona}"; personas: '
-                         + ", ".join(sorted(config.personas)))
-    items = {name: config.content.get(name) for name in (content, fast_lane) if name}
-    for name, item in items.items():
-        if item is None:
-            raise RipenError(f'unknown content "{name}"')
+    chosen = _known(config.personas, persona, "persona")
+    item = _known(config.content, content, "content")
+    offer = _known(config.content, fast_lane, "content") if fast_lane else None
     if template not in config.templates.names() or config.templates.missing_parts(template):
         raise RipenError(f'no template "{template}" with both parts in '
                          f"{config.templates.display('')}")
-    item = config.content[content]
-    offer = config.content[fast_lane] if fast_lane else None
     base = _settings(root).public_base_url.rstrip("/")
     context = marketing_context(
         subject=item.title, lead=sample_lead(chosen), persona=chosen, content=item,
@@ -254,6 +245,14 @@ def tick(
         out.print("nothing due")
     for row in due:
         out.print(f"{row['journey']}@{row['version']} {row['step']}: {row['due']} due")
+
+
+def _known(items: Mapping[str, T], key: str, what: str) -> T:
+    """``items[key]``, or a plain error naming what exists."""
+    if key not in items:
+        shown = ", ".join(sorted(items)[:12]) + (" …" if len(items) > 12 else "")
+        raise RipenError(f'unknown {what} "{key}"; known: {shown}')
+    return items[key]
 
 
 def _parse_time(text: str) -> datetime:

@@ -150,7 +150,7 @@ def test_graph_prints_mermaid() -> None:
     assert "  s_inf_engaged -- yes --> s_inf_done\n" in result.stdout
     unknown = ripen("graph", "monika")
     assert unknown.returncode == 1
-    assert unknown.stderr.startswith('error: unknown journey "monika"; journeys: after-sales,')
+    assert unknown.stderr.startswith('error: unknown journey "monika"; known: after-sales,')
 
 
 def test_preview_writes_html_and_text(tmp_path: Path) -> None:
@@ -171,4 +171,4 @@ def test_preview_writes_html_and_text(tmp_path: Path) -> None:
     unknown = ripen("preview", "content_offer", "--persona", "monika-marketing",
                     "--content", "nope", "--out", str(tmp_path))
     assert unknown.returncode == 1
-    assert unknown.stderr == 'error: unknown content "nope"\n'
+    assert unknown.stderr.startswith('error: unknown content "nope"; known: ')
