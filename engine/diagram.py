@@ -69,7 +69,7 @@ def mermaid(journey: CompiledJourney) -> str:
         step = journey.steps[step_id]
         if isinstance(step, BranchStep):
             for label, target in (("yes", step.branch.then), ("no", step.branch.otherwise)):
-                resolved = _resolve(journey, step_id, target)
+                resolved = journey.target(step_id, target)
                 if resolved:
                     lines.append(f"  {_node(step_id)} -- {label} --> {_node(resolved)}")
         else:
@@ -80,12 +80,3 @@ def mermaid(journey: CompiledJourney) -> str:
     lines.append(f'  slowest(["slowest case: {format_duration(slowest.after)} without '
                  f'engagement → {target}"])')
     return "\n".join(lines) + "\n"
-
-
-def _resolve(journey: CompiledJourney, step_id: str, target: str) -> str | None:
-    if target != "next":
-        return target
-    stage = journey.stage_of[step_id]
-    ids = [s for s in journey.order if journey.stage_of[s] == stage]
-    index = ids.index(step_id)
-    return ids[index + 1] if index + 1 < len(ids) else None

@@ -257,10 +257,11 @@ class JourneyRuntime:
                 enrollment: Enrollment, lead: Lead) -> str:
         since = enrollment.step_entered_at or enrollment.stage_entered_at
         if self.condition_met(batch.uow, lead, step.branch.when, since):
-            self._goto(enrollment, journey, step.branch.then, step.id, batch.now)
+            self._goto(enrollment, journey, journey.target(step.id, step.branch.then), batch.now)
             return "branch_yes"
         if batch.now >= since + step.branch.within:
-            self._goto(enrollment, journey, step.branch.otherwise, step.id, batch.now)
+            self._goto(enrollment, journey, journey.target(step.id, step.branch.otherwise),
+                       batch.now)
             return "branch_no"
         enrollment.due_at = since + step.branch.within
         return "waiting"
@@ -274,8 +275,7 @@ class JourneyRuntime:
                     continue
                 if when.content and event.content_id != when.content:
                     continue
-                item = self.config.content.get(event.content_id or "")
-                if when.stage and (item is None or when.stage not in item.stages):
+                if when.stage and when.stage not in _stages(self.config, event.content_id):
                     continue
                 return True
             return False
@@ -320,19 +320,12 @@ class JourneyRuntime:
             enrollment.due_at = now
 
     def _next(self, enrollment: Enrollment, journey: CompiledJourney, now: datetime) -> None:
-        stage = journey.stage_of[enrollment.step_id]
-        ids = [s for s in journey.order if journey.stage_of[s] == stage]
-        index = ids.index(enrollment.step_id)
-        if index + 1 < len(ids):
-            self._enter(enrollment, journey, ids[index + 1], now)
-        else:
-            enrollment.due_at = None  # end of the stage's steps: wait for engagement
+        self._goto(enrollment, journey, journey.following[enrollment.step_id], now)
 
-    def _goto(self, enrollment: Enrollment, journey: CompiledJourney, target: str,
-              current: str, now: datetime) -> None:
-        if target == "next":
-            enrollment.step_id = current
-            self._next(enrollment, journey, now)
+    def _goto(self, enrollment: Enrollment, journey: CompiledJourney, target: str | None,
+              now: datetime) -> None:
+        if target is None:
+            enrollment.due_at = None  # end of the stage's steps: wait for engagement
         else:
             self._enter(enrollment, journey, target, now)
 

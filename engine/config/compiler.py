@@ -52,6 +52,7 @@ class CompiledJourney:
     order: tuple[str, ...]
     entry: Mapping[JourneyStage, str]
     transitions: Mapping[str, tuple[str, ...]]
+    following: Mapping[str, str | None]  # the next step in the same stage (None: last)
 
     @property
     def id(self) -> str:
@@ -61,6 +62,10 @@ class CompiledJourney:
     def name(self) -> str:
         """``journey:<id>@<version>`` — the name its Prefect flow carries."""
         return f"journey:{self.model.id}@{self.version}"
+
+    def target(self, step_id: str, target: str) -> str | None:
+        """A branch target as the engine follows it: ``next`` is the following step."""
+        return self.following[step_id] if target == NEXT else target
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,7 @@ class _JourneyChecker:
 
         declared = [stage for stage, _ in stages]
         transitions: dict[str, tuple[str, ...]] = {}
+        following_steps: dict[str, str | None] = {}
         for stage, plan in stages:
             ids = [s.id for s in plan.steps]
             for index, step in enumerate(plan.steps):
@@ -251,6 +257,7 @@ class _JourneyChecker:
                 if locs.get(step.id) != step_loc:
                     continue  # a duplicate, already reported
                 following = ids[index + 1] if index + 1 < len(ids) else None
+                following_steps[step.id] = following
                 transitions[step.id] = self._step(journey, doc, stage, step, step_loc,
                                                   following, steps, entry, declared)
             self._stage_exit(doc, stage, plan.exit, declared)
@@ -273,6 +280,7 @@ class _JourneyChecker:
             order=tuple(order),
             entry=MappingProxyType(entry),
             transitions=MappingProxyType(transitions),
+            following=MappingProxyType(following_steps),
         )
 
     def _step(
