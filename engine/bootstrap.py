@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from sqlalchemy.engine import Engine
 
 from engine.adapters.mailers import Mailer, mailer_from_url
+from engine.adapters.ratelimit import RateLimitedMailer, TokenBucket
 from engine.clock import Clock, system_clock
 from engine.config.compiler import CompiledConfig, load_and_compile
 from engine.config.loader import ConfigPaths
 from engine.consent import ConsentService
+from engine.handover import HandoverService
 from engine.journeys import JourneyRuntime
 from engine.mail.render import Renderer
 from engine.outbox import Sender, deliver
@@ -21,6 +26,7 @@ from engine.settings import Settings, load_settings
 from engine.store import database
 from engine.store.uow import UnitOfWork
 from engine.tokens import Tokens
+from engine.webhooks import WebhookSender
 
 
 @dataclass
@@ -31,8 +37,17 @@ class Ripen:
     config: CompiledConfig
     db: Engine
     clock: Clock = field(default=system_clock)
+    #: Real elapsed time and waiting, for the relay's rate limit only (the domain uses clock).
+    monotonic: Callable[[], float] = field(default=time.monotonic)
+    sleep: Callable[[float], None] = field(default=time.sleep)
+    #: The real time for `webhook-timestamp`: receivers check it against their own clock.
+    wall: Clock = field(default=system_clock)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def __post_init__(self) -> None:
+        limit = self.config.mail.rate_limit
+        self.relay_bucket = TokenBucket(limit.per_second, limit.burst, self.monotonic,
+                                        self.sleep) if limit is not None else None
         self.tokens = Tokens(self.settings.secret_keys)
         self.renderer = Renderer(self.config.templates.folder)
         identity = self.config.mail.sender
@@ -41,6 +56,10 @@ class Ripen:
         self.journeys = JourneyRuntime(
             uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
             clock=self.clock, base_url=self.settings.public_base_url)
+        self.handovers = HandoverService(
+            uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
+            clock=self.clock, base_url=self.settings.public_base_url)
+        self.journeys.qualifier = self.handovers.on_event
         self.consent = ConsentService(
             uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
             clock=self.clock, base_url=self.settings.public_base_url,
@@ -51,8 +70,15 @@ class Ripen:
         return UnitOfWork(self.db)
 
     def mailer(self) -> Mailer:
-        """A fresh transport (SMTP connections are not shared between threads)."""
-        return mailer_from_url(self.settings.effective_mail_url)
+        """A fresh transport (SMTP connections are not shared between threads).
+
+        An SMTP relay is paced by ``mail.rate_limit`` (one bucket per process, shared by
+        every transport made here); the local Maildir is not.
+        """
+        mailer = mailer_from_url(self.settings.effective_mail_url)
+        if self.relay_bucket is not None and mailer.name == "smtp":
+            return RateLimitedMailer(mailer, self.relay_bucket)
+        return mailer
 
     def send_mail(self, ids: Sequence[int] | None = None, limit: int = 500) -> Counter[str]:
         """Drain the mail outbox (or just ``ids``) through the configured transport."""
@@ -62,6 +88,22 @@ class Ripen:
                            limit=limit)
         finally:
             mailer.close()
+
+    def webhook_secrets(self) -> dict[str, list[str]]:
+        """Each endpoint's secrets from its environment variable (space-separated, newest
+        first: two during a key rotation)."""
+        return {e.id: self.environ.get(e.secret_env, "").split()
+                for e in self.config.sla.webhooks}
+
+    def send_webhooks(self, ids: Sequence[int] | None = None,
+                      limit: int = 200) -> Counter[str]:
+        """Deliver due handover webhooks (or just ``ids``), signed per Standard Webhooks."""
+        with httpx.Client() as client:
+            sender = WebhookSender(uow=self.uow,
+                                   endpoints={e.id: e for e in self.config.sla.webhooks},
+                                   secrets=self.webhook_secrets(), clock=self.clock,
+                                   stamp=self.wall, client=client)
+            return sender.deliver(ids=ids, limit=limit)
 
     def dispose(self) -> None:
         self.db.dispose()

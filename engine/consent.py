@@ -25,7 +25,7 @@ from engine.config.consent import ConsentText
 from engine.errors import RipenError
 from engine.mail.message import check_header, new_message_id
 from engine.mail.render import Renderer
-from engine.store.tables import Account, ConsentRecord, Lead, MailOutbox, SignupAttempt
+from engine.store.tables import Account, ConsentRecord, Event, Lead, MailOutbox, SignupAttempt
 from engine.store.uow import UnitOfWork, UowFactory
 from engine.tokens import Purpose, TokenExpired, TokenInvalid, Tokens
 
@@ -71,6 +71,7 @@ class SignUp:
     language: str = "de"
     campaign: str | None = None
     persona: str | None = None
+    content: str | None = None  # the content item the form offered: it implies the stage
     form: str = "web-form"
     by_the_person: bool = True  # the person asked (form); False for imports and API pushes
     ip: str | None = None
@@ -183,6 +184,13 @@ class ConsentService:
                     text_shown=shown, form=request.form, source=request.source,
                     campaign=request.campaign, language=request.language,
                     ip=request.ip, user_agent=_clip(request.user_agent, 512), occurred_at=now))
+            if request.content is not None:
+                # The first action: which content the person asked for decides the stage
+                # the journey starts at once the address is confirmed.
+                uow.add(Event(lead_id=lead.id, type="form_submitted",
+                              content_id=request.content, source=request.source,
+                              stage=_first_stage(self.config, request.content),
+                              data={"form": request.form}, occurred_at=now, recorded_at=now))
             row = self._doi_mail(uow, lead, now, reminder=False)
             uow.commit()
             assert row.id is not None
@@ -220,6 +228,8 @@ class ConsentService:
         if unknown:
             raise ConsentError(f"consent text {text.version} has no purpose "
                                + ", ".join(sorted(unknown)))
+        if request.content is not None and request.content not in self.config.content:
+            raise ConsentError(f'unknown content "{request.content[:80]}"')
         if "phone" in request.purposes and not request.phone:
             raise ConsentError("phone consent needs a phone number")
         for name in ("first_name", "last_name", "company", "job_title", "phone", "campaign"):
@@ -418,6 +428,11 @@ class ConsentService:
                  if r.text_sha256 and r.text_shown}
         return Proof(address, lead.status, lead.created_at, lead.source, lead.campaign,
                      entries, texts)
+
+
+def _first_stage(config: CompiledConfig, content_id: str) -> str | None:
+    item = config.content.get(content_id)
+    return item.stages[0].value if item is not None and item.stages else None
 
 
 def _merge_profile(lead: Lead, request: SignUp, now: datetime) -> None:

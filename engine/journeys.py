@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +51,16 @@ ENGAGEMENT = frozenset({"click", "download", "visit", "form_submitted", "webinar
 ORDER = list(JourneyStage)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    event_id: int
+    handover_id: int | None = None  # the event handed the lead to sales (fast lane, MQL)
+
+
+#: Called in the event's transaction: scores it and may hand the lead over (engine.handover).
+Qualifier = Callable[[UnitOfWork, Lead, Event, datetime], Any]
+
+
 @dataclass
 class StepReport:
     journey: str
@@ -69,6 +80,7 @@ class JourneyRuntime:
         caps = [cap.per for cap in config.policy.frequency_caps]
         self._cap_window = max(caps, default=timedelta(0))
         self.versions = VersionCache(config)
+        self.qualifier: Qualifier | None = None
 
     # --- versions -----------------------------------------------------------------------
 
@@ -121,7 +133,24 @@ class JourneyRuntime:
                         if j.model.kind == "nurture" and j.model.persona == persona_id), None)
         if journey is None:
             return None
-        return self.enroll(uow, lead, journey, now=now)
+        return self.enroll(uow, lead, journey, now=now,
+                           stage=self.implied_stage(uow, lead, journey))
+
+    def implied_stage(self, uow: UnitOfWork, lead: Lead,
+                      journey: CompiledJourney) -> JourneyStage | None:
+        """The stage the lead's first action implies: the content it first asked for.
+
+        Someone whose first request was an evaluation checklist is past Informieren; the
+        journey starts at the latest of that item's stages the journey declares.
+        """
+        assert lead.id is not None
+        for event in uow.events_since(lead.id, lead.created_at):
+            if event.is_scanner or event.type not in ENGAGEMENT:
+                continue
+            stages = [s for s in _stages(self.config, event.content_id) if s in journey.entry]
+            if stages:
+                return max(stages, key=ORDER.index)
+        return None
 
     def enroll(self, uow: UnitOfWork, lead: Lead, journey: CompiledJourney, *, now: datetime,
                stage: JourneyStage | None = None) -> Enrollment | None:
@@ -142,6 +171,7 @@ class JourneyRuntime:
         self._enter(enrollment, journey, journey.entry[start], now)
         uow.add(enrollment)
         _raise_funnel_stage(lead, start, now)
+        lead.qualify_at = now  # a new lead (or a recycled one) is scored on the next tick
         uow.add(lead)
         return enrollment
 
@@ -224,6 +254,12 @@ class JourneyRuntime:
         subject = step.send.subject or content.title
         fast = self.tokens.dumps(Purpose.FAST_LANE, lead.public_id, now=now)
         unsubscribe = self.tokens.dumps(Purpose.UNSUBSCRIBE, lead.public_id, now=now)
+        pixel = None
+        if lead.tracking_consent:  # opens are tracked only with the lead's consent
+            token_id = secrets.token_urlsafe(12)
+            uow.add(TrackedLink(token_id=token_id, lead_id=lead.id, content_id=content.id,
+                                kind="open", url="", outbox_key=key, created_at=now))
+            pixel = f"{self.base_url}/o/{self.tokens.dumps(Purpose.OPEN, token_id, now=now)}.gif"
         context = marketing_context(
             subject=subject,
             lead={"first_name": lead.first_name, "last_name": lead.last_name,
@@ -232,7 +268,8 @@ class JourneyRuntime:
             persona=persona, content=content.model_copy(update={"url": links[content.id]}),
             fast_lane_offer=offer.model_copy(update={"url": links[offer.id]}) if offer else None,
             fast_lane_url=f"{self.base_url}/fast-lane/{fast}",
-            unsubscribe_url=f"{self.base_url}/u/{unsubscribe}", identity=self.config.mail)
+            unsubscribe_url=f"{self.base_url}/u/{unsubscribe}", identity=self.config.mail,
+            open_pixel_url=pixel)
         html, text = self.renderer.render(step.send.template, context)
         uow.add(MailOutbox(
             idempotency_key=key, lead_id=lead.id, kind="marketing", category="nurture",
@@ -342,6 +379,7 @@ class JourneyRuntime:
         enrollment.stage_entered_at = now
         self._enter(enrollment, journey, journey.entry[stage], now)
         _raise_funnel_stage(lead, stage, now)
+        lead.qualify_at = now  # a stage rule (e.g. BEW with a download) may now hold
 
     def _end(self, enrollment: Enrollment, reason: str, now: datetime) -> None:
         enrollment.status = "exited"
@@ -375,8 +413,9 @@ class JourneyRuntime:
     def record_event(self, *, lead_id: int, type: str, content_id: str | None = None,
                      occurred_at: datetime | None = None, source: str | None = None,
                      data: dict[str, Any] | None = None, is_scanner: bool = False,
-                     idempotency_key: str | None = None) -> int | None:
-        """Store an event; engagement moves the lead through its journeys' stages."""
+                     idempotency_key: str | None = None) -> Recorded | None:
+        """Store an event; engagement moves the lead through its journeys' stages, and the
+        qualifier scores it and may hand the lead to sales at once (fast lane, MQL)."""
         now = self.clock()
         with self.uow() as uow:
             if idempotency_key and uow.event_by_key(idempotency_key) is not None:
@@ -394,8 +433,14 @@ class JourneyRuntime:
             if not is_scanner and type in ENGAGEMENT:
                 for enrollment in uow.active_enrollments(lead_id):
                     self._on_engagement(uow, enrollment, lead, item, event, now)
+            handover = None
+            if self.qualifier is not None:
+                uow.flush()
+                handover = self.qualifier(uow, lead, event, now)
+                uow.flush()
             uow.commit()
-            return event.id
+            assert event.id is not None
+            return Recorded(event.id, getattr(handover, "id", None))
 
     def _on_engagement(self, uow: UnitOfWork, enrollment: Enrollment, lead: Lead,
                        item: ContentItem | None, event: Event, now: datetime) -> None:

@@ -27,7 +27,7 @@ BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30),
 MAX_ATTEMPTS = 12
 LEASE = timedelta(minutes=5)
 #: Suppression reasons that stop even transactional mail (DOI) to an address.
-HARD_SUPPRESSIONS = ("hard_bounce", "complaint", "manual")
+HARD_SUPPRESSIONS = ("hard_bounce", "soft_bounces", "complaint", "manual")
 
 
 @dataclass(frozen=True)

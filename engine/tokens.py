@@ -19,6 +19,7 @@ class Purpose(StrEnum):
     DOI = "doi"
     UNSUBSCRIBE = "unsubscribe"
     CLICK = "click"
+    OPEN = "open"
     FAST_LANE = "fast-lane"
     SALES_FEEDBACK = "sales-feedback"
 

@@ -1,4 +1,9 @@
-"""Click tracking: the destination comes from the stored link table, never from the URL."""
+"""Click and open tracking: the destination comes from the stored link table, never from the URL.
+
+Opens are recorded only for leads whose tracking consent allows it (checked when the mail is
+rendered and again when the pixel is fetched), at most once per mail, and weigh little
+(``scoring.implicit.events.open``); an open never moves a lead to another stage.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from engine.journeys import JourneyRuntime
+from engine.store.tables import Lead
 from engine.tokens import Purpose, TokenInvalid, Tokens
 
 #: User agents of mail-security scanners and link pre-fetchers (clicks they make do not count).
@@ -21,6 +27,7 @@ SCANNER_WINDOW = timedelta(seconds=10)
 class Click:
     url: str
     is_scanner: bool
+    handover_id: int | None = None  # fast-lane content hands the lead to sales at once
 
 
 def follow(runtime: JourneyRuntime, tokens: Tokens, token: str, *, user_agent: str | None,
@@ -30,15 +37,39 @@ def follow(runtime: JourneyRuntime, tokens: Tokens, token: str, *, user_agent: s
     token_id = tokens.loads(Purpose.CLICK, token, now=now)
     with runtime.uow() as uow:
         link = uow.tracked_link(token_id)
-        if link is None:
+        if link is None or link.kind == "open":
             raise TokenInvalid("the link is not valid")
         mail = uow.outbox_by_key(link.outbox_key) if link.outbox_key else None
         sent = mail.sent_at if mail is not None else None
     agent = (user_agent or "").lower()
     scanner = any(marker in agent for marker in SCANNER_AGENTS) or \
         (sent is not None and now - sent < SCANNER_WINDOW)
-    runtime.record_event(lead_id=link.lead_id, type="click", content_id=link.content_id,
+    recorded = runtime.record_event(lead_id=link.lead_id, type="click",
+                                    content_id=link.content_id,
                          source="mail", is_scanner=scanner,
                          data={"link": link.token_id, "kind": link.kind, "ip": ip,
                                "user_agent": user_agent})
-    return Click(link.url, scanner)
+    return Click(link.url, scanner, recorded.handover_id if recorded else None)
+
+
+def opened(runtime: JourneyRuntime, tokens: Tokens, token: str, *,
+           user_agent: str | None) -> bool:
+    """Record an open of the mail behind an open-pixel token; False when not recorded."""
+    now = runtime.clock()
+    token_id = tokens.loads(Purpose.OPEN, token, now=now)
+    with runtime.uow() as uow:
+        link = uow.tracked_link(token_id)
+        if link is None or link.kind != "open":
+            raise TokenInvalid("the link is not valid")
+        lead = uow.session.get(Lead, link.lead_id)
+        if lead is None or not lead.tracking_consent:
+            return False  # consent withdrawn since the mail went out: not recorded
+        mail = uow.outbox_by_key(link.outbox_key) if link.outbox_key else None
+        sent = mail.sent_at if mail is not None else None
+    # Image proxies (Gmail) fetch for real readers, so only the delivery window marks a machine.
+    scanner = sent is not None and now - sent < SCANNER_WINDOW
+    event = runtime.record_event(lead_id=link.lead_id, type="open", content_id=link.content_id,
+                                 source="mail", is_scanner=scanner,
+                                 idempotency_key=f"open:{link.token_id}",
+                                 data={"user_agent": user_agent})
+    return event is not None

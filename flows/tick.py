@@ -38,6 +38,24 @@ def send_mail() -> dict[str, int]:
     return dict(runtime.current().send_mail())
 
 
+@task(name="qualify")
+def qualify() -> int:
+    """Score the leads marked since the last tick; hand over those the MQL rule now takes."""
+    return len(runtime.current().handovers.qualify_due())
+
+
+@task(name="send-webhooks")
+def send_webhooks() -> dict[str, int]:
+    """Signed handover webhooks: due deliveries and retries."""
+    return dict(runtime.current().send_webhooks())
+
+
+@task(name="sla-escalations")
+def sla_escalations() -> int:
+    """Handovers sales left unanswered past the agreed time: breach, webhook, mail."""
+    return len(runtime.current().handovers.escalate_overdue())
+
+
 @task(name="doi-reminders")
 def doi_reminders() -> int:
     return len(runtime.current().consent.send_reminders())
@@ -72,17 +90,22 @@ def tick_flow(now: datetime | None = None) -> list[dict[str, object]]:
         steps = [str(row["step"]) for row in due
                  if row["journey"] == journey.id and row["version"] == journey.version]
         journey_flow(journey)(steps)
+    qualify()
+    send_webhooks()
     send_mail()
     return due
 
 
 @flow(name="ripen-maintenance", log_prints=False)
 def maintenance_flow() -> dict[str, Any]:
-    """Double opt-in upkeep: one reminder, purge of unconfirmed sign-ups, then send."""
+    """DOI upkeep (one reminder, purge), SLA timers, then send what they queued."""
     reminded = doi_reminders()
     purged = purge_unconfirmed()
+    escalated = sla_escalations()
+    hooks = send_webhooks()
     sent = send_mail()
-    return {"reminded": reminded, "purged": purged, "mail": sent}
+    return {"reminded": reminded, "purged": purged, "escalated": escalated,
+            "webhooks": hooks, "mail": sent}
 
 
 @contextmanager

@@ -41,6 +41,9 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 consent_app = typer.Typer(help="Consent records (double opt-in proof).", no_args_is_help=True)
 app.add_typer(consent_app, name="consent")
+bounces_app = typer.Typer(help="Asynchronous bounces and spam complaints.",
+                          no_args_is_help=True)
+app.add_typer(bounces_app, name="bounces")
 gdpr_app = typer.Typer(help="GDPR: export or erase one person's data.", no_args_is_help=True)
 app.add_typer(gdpr_app, name="gdpr")
 
@@ -350,6 +353,32 @@ def import_leads(
         out.print(f"  line {line}: {reason}", markup=False, soft_wrap=True)
     if len(summary.refused) > 50:
         out.print(f"  … and {len(summary.refused) - 50} more", soft_wrap=True)
+
+
+@bounces_app.command("ingest")
+def bounces_ingest(
+    path: Annotated[Path, typer.Argument(
+        help="A report mail, a Maildir (new/ is moved to cur/), or a folder of .eml files")],
+) -> None:
+    """Read RFC 3464 delivery reports and RFC 5965 (ARF) complaints; suppress as configured.
+
+    Hard bounces and complaints suppress the address at once, soft bounces after
+    mail.bounces.soft_limit within mail.bounces.window. Reading the same mail twice counts
+    it once. Mail that is not a report (auto-replies) is listed and left alone.
+    """
+    from engine.bounces import ingest
+
+    with _ripen() as ripen_app:
+        summary = ingest(path, ripen_app.uow, rules=ripen_app.config.mail.bounces,
+                         clock=ripen_app.clock)
+    counts = summary.counts
+    out.print(f"{summary.files} files: hard {counts['hard']}, soft {counts['soft']}, "
+              f"complaints {counts['complaint']}, suppressed {counts['suppressed']}, "
+              f"already recorded {counts['duplicate']}, unknown recipient "
+              f"{counts['unknown']}, not a report {len(summary.skipped)}", markup=False,
+              soft_wrap=True)
+    for name, reason in summary.skipped[:50]:
+        out.print(f"  {name}: {reason}", markup=False, soft_wrap=True)
 
 
 @consent_app.command("proof")

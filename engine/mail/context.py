@@ -11,7 +11,7 @@ from engine.config.persona import Persona
 
 #: The variables of every marketing mail (shown in hints when a template uses another).
 VARIABLES = ("subject", "lead", "persona", "content", "fast_lane_offer", "fast_lane_url",
-             "unsubscribe_url", "imprint", "sender")
+             "unsubscribe_url", "open_pixel_url", "imprint", "sender")
 
 
 def _item(item: ContentItem) -> dict[str, Any]:
@@ -22,7 +22,9 @@ def _item(item: ContentItem) -> dict[str, Any]:
 def marketing_context(*, subject: str, lead: Mapping[str, Any], persona: Persona | None,
                       content: ContentItem, fast_lane_offer: ContentItem | None,
                       fast_lane_url: str, unsubscribe_url: str,
-                      identity: MailIdentity) -> dict[str, Any]:
+                      identity: MailIdentity, open_pixel_url: str | None = None
+                      ) -> dict[str, Any]:
+    """``open_pixel_url`` is None unless the lead consented to tracking."""
     return {
         "subject": subject,
         "lead": {"first_name": lead.get("first_name"), "last_name": lead.get("last_name"),
@@ -33,6 +35,7 @@ def marketing_context(*, subject: str, lead: Mapping[str, Any], persona: Persona
         "fast_lane_offer": _item(fast_lane_offer) if fast_lane_offer else None,
         "fast_lane_url": fast_lane_url,
         "unsubscribe_url": unsubscribe_url,
+        "open_pixel_url": open_pixel_url,
         "imprint": identity.imprint,
         "sender": {"name": identity.sender.name, "address": str(identity.sender.address)},
     }

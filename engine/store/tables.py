@@ -58,6 +58,14 @@ class Lead(SQLModel, table=True):
     status: str = Field(default="pending", max_length=20, index=True,
                         description="pending | confirmed | unsubscribed | suppressed | erased")
     funnel_stage: str = Field(default="INF", max_length=3, index=True)
+    sales_stage: str | None = Field(default=None, max_length=3, index=True,
+                                    description="MQL | SAL | SFC … ABS while sales has the lead")
+    mql_at: datetime | None = _when(nullable=True)
+    # When sales sent the lead back (reject, lost …): only evidence after it counts for MQL.
+    recycled_at: datetime | None = _when(nullable=True)
+    # Set when something that may make the lead an MQL happened and the rule was not yet
+    # evaluated (profile change, confirmation); the tick evaluates these in batches.
+    qualify_at: datetime | None = _when(nullable=True, index=True)
     source: str | None = Field(default=None, max_length=40)
     campaign: str | None = Field(default=None, max_length=120)
     bant_authority: bool = False
@@ -212,12 +220,19 @@ class Handover(SQLModel, table=True):
     reason: str = Field(max_length=20, description="threshold | fast_lane")
     rep_id: str | None = Field(default=None, max_length=80, index=True)
     status: str = Field(default="open", max_length=20, index=True,
-                        description="open | accepted | rejected | escalated")
+                        description="open | accepted | rejected | closed")
     rejection_code: str | None = Field(default=None, max_length=60)
+    outcome: str | None = Field(default=None, max_length=20,
+                                description="won | lost | no_time | buying_center | "
+                                "budget_frozen, once sales closes the lead")
     grade: str | None = Field(default=None, max_length=2)
+    channel: str | None = Field(default=None, max_length=10, description="direct | partner")
+    routing_rule: str | None = Field(default=None, max_length=80)
     created_at: datetime = _when()
     sla_due_at: datetime | None = _when(nullable=True, index=True)
     answered_at: datetime | None = _when(nullable=True)
+    escalated_at: datetime | None = _when(nullable=True)
+    breached: bool = False
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -247,6 +262,17 @@ class WebhookDelivery(SQLModel, table=True):
     delivered_at: datetime | None = _when(nullable=True)
 
 
+class WebhookEndpointState(SQLModel, table=True):
+    """An endpoint that answered 410 Gone: disabled until an operator enables it again."""
+
+    __tablename__ = "webhook_endpoint_state"
+
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: str = Field(max_length=80, unique=True)
+    disabled_at: datetime = _when()
+    reason: str = Field(max_length=200)
+
+
 class Suppression(SQLModel, table=True):
     """Addresses that must never be mailed, kept only as a hash (survives erasure)."""
 
@@ -255,7 +281,7 @@ class Suppression(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email_hash: str = Field(max_length=64, unique=True, description="SHA-256 of the address")
     reason: str = Field(max_length=40, description="unsubscribed | erased | hard_bounce | "
-                        "complaint | manual")
+                        "soft_bounces | complaint | manual")
     created_at: datetime = _when()
 
 
@@ -282,7 +308,7 @@ class TrackedLink(SQLModel, table=True):
     token_id: str = Field(max_length=32, unique=True)
     lead_id: int = Field(foreign_key="lead.id", index=True)
     content_id: str | None = Field(default=None, max_length=80)
-    kind: str = Field(max_length=20, description="content | fast_lane_content")
+    kind: str = Field(max_length=20, description="content | fast_lane_content | open")
     url: str = Field(sa_column=Column(Text, nullable=False))
     outbox_key: str | None = Field(default=None, max_length=200)
     created_at: datetime = _when()
@@ -314,4 +340,5 @@ class SignupAttempt(SQLModel, table=True):
 
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
 TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, Handover,
-          WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink, JourneyVersion)
+          WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink, JourneyVersion,
+          WebhookEndpointState)

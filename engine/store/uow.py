@@ -11,7 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -31,6 +31,7 @@ from engine.store.tables import (
     Suppression,
     TrackedLink,
     WebhookDelivery,
+    WebhookEndpointState,
 )
 
 
@@ -168,6 +169,52 @@ class UnitOfWork:
             self.session.add(row)
         return rows
 
+    def claim_webhooks(self, *, now: datetime, owner: str, lease_until: datetime, limit: int,
+                       ids: Sequence[int] | None = None) -> list[WebhookDelivery]:
+        """Due deliveries, and those whose sender's lease expired (crash: sent again, same id)."""
+        query = (select(WebhookDelivery)
+                 .where(or_(and_(col(WebhookDelivery.status).in_(("pending", "retry")),
+                                 or_(col(WebhookDelivery.next_attempt_at).is_(None),
+                                     col(WebhookDelivery.next_attempt_at) <= now)),
+                            and_(col(WebhookDelivery.status) == "delivering",
+                                 col(WebhookDelivery.lease_until) < now)))
+                 .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
+                 .limit(limit))
+        if ids is not None:
+            query = query.where(col(WebhookDelivery.id).in_(list(ids)))
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = list(self.session.exec(query).all())
+        for row in rows:
+            row.status, row.lease_owner, row.lease_until = "delivering", owner, lease_until
+            self.session.add(row)
+        return rows
+
+    def webhook(self, delivery_id: int) -> WebhookDelivery | None:
+        return self.session.get(WebhookDelivery, delivery_id)
+
+    def webhooks(self, *, handover_id: int | None = None, status: str | None = None,
+                 limit: int = 100) -> Sequence[WebhookDelivery]:
+        query = select(WebhookDelivery)
+        if handover_id is not None:
+            query = query.where(WebhookDelivery.handover_id == handover_id)
+        if status is not None:
+            query = query.where(WebhookDelivery.status == status)
+        return self.session.exec(query.order_by(col(WebhookDelivery.id).desc())
+                                 .limit(limit)).all()
+
+    def disabled_endpoints(self) -> set[str]:
+        return set(self.session.exec(select(WebhookEndpointState.endpoint_id)).all())
+
+    def disable_endpoint(self, endpoint_id: str, reason: str, now: datetime) -> None:
+        if endpoint_id not in self.disabled_endpoints():
+            self.session.add(WebhookEndpointState(endpoint_id=endpoint_id, reason=reason,
+                                                  disabled_at=now))
+
+    def enable_endpoint(self, endpoint_id: str) -> None:
+        self.session.execute(delete(WebhookEndpointState).where(
+            col(WebhookEndpointState.endpoint_id) == endpoint_id))
+
     def expired_sending(self, now: datetime, limit: int) -> Sequence[MailOutbox]:
         return self.session.exec(
             select(MailOutbox).where(MailOutbox.status == "sending",
@@ -294,6 +341,17 @@ class UnitOfWork:
         return self.session.exec(
             select(MailOutbox).where(col(MailOutbox.idempotency_key) == key)).first()
 
+    def score_entries(self, lead_id: int, kind: str | None = None) -> Sequence[ScoreEntry]:
+        query = select(ScoreEntry).where(ScoreEntry.lead_id == lead_id)
+        if kind is not None:
+            query = query.where(ScoreEntry.kind == kind)
+        return self.session.exec(query.order_by(col(ScoreEntry.created_at),
+                                                col(ScoreEntry.id))).all()
+
+    def outbox_by_message_id(self, message_id: str) -> MailOutbox | None:
+        return self.session.exec(
+            select(MailOutbox).where(MailOutbox.message_id == message_id)).first()
+
     def event_by_key(self, key: str) -> Event | None:
         return self.session.exec(select(Event).where(col(Event.idempotency_key) == key)).first()
 
@@ -311,7 +369,56 @@ class UnitOfWork:
                 col(WebhookDelivery.handover_id).in_(list(handover_ids))))
 
     def handovers_of(self, lead_id: int) -> Sequence[Handover]:
-        return self.session.exec(select(Handover).where(Handover.lead_id == lead_id)).all()
+        return self.session.exec(select(Handover).where(Handover.lead_id == lead_id)
+                                 .order_by(col(Handover.created_at), col(Handover.id))).all()
+
+    # --- qualification and handover -----------------------------------------------------
+
+    def leads_to_qualify(self, now: datetime, limit: int) -> Sequence[Lead]:
+        return self.session.exec(
+            select(Lead).where(col(Lead.qualify_at) <= now).order_by(col(Lead.qualify_at),
+                                                                     col(Lead.id))
+            .limit(limit).with_for_update(skip_locked=True)).all()
+
+    def pause_enrollments(self, lead_id: int, now: datetime) -> None:
+        """A lead with sales gets no nurturing mail (paused, not ended: sales may reject)."""
+        self.session.execute(
+            update(Enrollment)
+            .where(col(Enrollment.lead_id) == lead_id, col(Enrollment.status) == "active")
+            .values(status="paused", due_at=None))
+
+    def enrollments_of(self, lead_id: int) -> Sequence[Enrollment]:
+        return self.session.exec(select(Enrollment).where(Enrollment.lead_id == lead_id)
+                                 .order_by(col(Enrollment.started_at),
+                                           col(Enrollment.id))).all()
+
+    def leads_of_account(self, account_id: int) -> Sequence[Lead]:
+        return self.session.exec(select(Lead).where(Lead.account_id == account_id)
+                                 .order_by(col(Lead.id)).limit(200)).all()
+
+    def handover_by_public_id(self, public_id: str) -> Handover | None:
+        return self.session.exec(select(Handover).where(
+            Handover.public_id == public_id).with_for_update()).first()
+
+    def handover_grades_since(self, since: datetime) -> list[tuple[str | None, str | None]]:
+        rows = self.session.exec(select(Handover.rep_id, Handover.grade).where(
+            col(Handover.created_at) >= since)).all()
+        return [(rep, grade) for rep, grade in rows]
+
+    def overdue_handovers(self, now: datetime, limit: int) -> Sequence[Handover]:
+        return self.session.exec(
+            select(Handover).where(Handover.status == "open",
+                                   col(Handover.escalated_at).is_(None),
+                                   col(Handover.sla_due_at) <= now)
+            .order_by(col(Handover.sla_due_at)).limit(limit)
+            .with_for_update(skip_locked=True)).all()
+
+    def handovers(self, *, status: str | None = None, limit: int = 100) -> Sequence[Handover]:
+        query = select(Handover)
+        if status is not None:
+            query = query.where(Handover.status == status)
+        return self.session.exec(query.order_by(col(Handover.created_at).desc())
+                                 .limit(limit)).all()
 
 
 def _lead_column(table: type[Any]) -> Any:

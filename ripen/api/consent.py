@@ -22,7 +22,7 @@ ACCEPTED_JSON = {"status": "accepted",
                  "message": "If the address can receive mail, a confirmation link is on its way."}
 MAX_BODY = 64 * 1024
 TEXT_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "phone",
-               "campaign", "persona", "consent_version", "language", "source")
+               "campaign", "persona", "consent_version", "language", "source", "content")
 
 
 def router(ripen: Ripen) -> APIRouter:
@@ -34,17 +34,23 @@ def router(ripen: Ripen) -> APIRouter:
             tasks.add_task(ripen.send_mail, result.send_now)
 
     def form_page(status: int = 200, error: str | None = None,
-                  values: dict[str, str] | None = None, campaign: str | None = None
-                  ) -> HTMLResponse:
+                  values: dict[str, str] | None = None, campaign: str | None = None,
+                  content: str | None = None) -> HTMLResponse:
         text = ripen.config.consent.text(ripen.config.consent.current)
         return page("subscribe.html", status, title="Anmeldung", consent=text, error=error,
                     values=values or {}, campaign=campaign,
+                    content=content if content in ripen.config.content else None,
                     personas=list(ripen.config.personas.values()))
 
     @api.get("/subscribe", response_class=HTMLResponse, tags=["sign-up"])
-    def subscribe_form(campaign: str | None = None) -> HTMLResponse:
-        """The sign-up form: plain HTML, labelled fields, the consent text as shown."""
-        return form_page(campaign=campaign)
+    def subscribe_form(campaign: str | None = None, content: str | None = None
+                       ) -> HTMLResponse:
+        """The sign-up form: plain HTML, labelled fields, the consent text as shown.
+
+        ``content`` names the item the form offers (a gated download); it decides the stage
+        the lead's journey starts at.
+        """
+        return form_page(campaign=campaign, content=content)
 
     @api.post("/subscribe", tags=["sign-up"], response_model=None)
     async def subscribe(request: Request, tasks: BackgroundTasks) -> Response:
@@ -201,13 +207,16 @@ def _sign_up(values: dict[str, Any], *, source: str, form: str, request: Request
     persona = texts["persona"]
     if persona is not None and persona not in ripen.config.personas:
         persona = None
+    content = texts["content"]  # the item the form offered (a gated download, a checklist)
+    if content is not None and content not in ripen.config.content:
+        raise ValueError(f'unknown content "{content[:80]}"')
     return SignUp(
         email=texts["email"] or "", source=source,
         consent_version=texts["consent_version"] or ripen.config.consent.current,
         purposes=frozenset(purposes), first_name=texts["first_name"],
         last_name=texts["last_name"], company=texts["company"], job_title=texts["job_title"],
         phone=texts["phone"], language=texts["language"] or "de", campaign=texts["campaign"],
-        persona=persona, form=form, by_the_person=by_the_person,
+        persona=persona, content=content, form=form, by_the_person=by_the_person,
         ip=client_ip(request, ripen.settings.trusted_proxies),
         user_agent=request.headers.get("user-agent"))
 

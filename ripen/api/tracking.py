@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from engine.addresses import InvalidAddress, normalise_email
 from engine.bootstrap import Ripen
+from engine.bounces import Bounce, BounceKind, apply_bounces
 from engine.tokens import TokenExpired, TokenInvalid
-from engine.tracking import follow
+from engine.tracking import follow, opened
 from ripen.api.edge import client_ip, require_api_key
 from ripen.api.pages import message
 
@@ -27,11 +29,35 @@ class EventIn(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=120)
 
 
+#: A transparent 1×1 GIF, the smallest image every mail client loads.
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c"
+                      "00000000010001000002024401003b")
+
+
+class BounceIn(BaseModel):
+    """One bounce or complaint as a relay or ESP reports it."""
+
+    id: str = Field(min_length=1, max_length=100,
+                    description="the reporter's id for this event: the same id counts once")
+    type: Literal["hard", "soft", "complaint"]
+    email: str | None = Field(default=None, max_length=320)
+    message_id: str | None = Field(default=None, max_length=255,
+                                   description="Message-ID of ripen's mail, with <>")
+    status: str | None = Field(default=None, max_length=20, pattern=r"^[245]\.\d{1,3}\.\d{1,3}$",
+                               description="enhanced status code, e.g. 5.1.1")
+    detail: str = Field(default="", max_length=500)
+    occurred_at: datetime | None = None
+
+
+class BouncesIn(BaseModel):
+    bounces: list[BounceIn] = Field(min_length=1, max_length=1000)
+
+
 def router(ripen: Ripen) -> APIRouter:
     api = APIRouter()
 
     @api.get("/c/{token}", tags=["tracking"], response_model=None)
-    def click(token: str, request: Request) -> Response:
+    def click(token: str, request: Request, tasks: BackgroundTasks) -> Response:
         """Record the click and redirect to the stored destination (never one from the URL)."""
         try:
             result = follow(ripen.journeys, ripen.tokens, token,
@@ -39,12 +65,26 @@ def router(ripen: Ripen) -> APIRouter:
                             ip=client_ip(request, ripen.settings.trusted_proxies))
         except (TokenInvalid, TokenExpired):
             return message("Link ungültig", "Dieser Link ist nicht gültig.", status=404)
+        if result.handover_id is not None:  # fast-lane content: push the handover now
+            tasks.add_task(ripen.send_webhooks)
+            tasks.add_task(ripen.send_mail)
         return RedirectResponse(result.url, status_code=302,
                                 headers={"Referrer-Policy": "no-referrer",
                                          "Cache-Control": "no-store"})
 
+    @api.get("/o/{token}.gif", tags=["tracking"], response_model=None)
+    def open_pixel(token: str, request: Request) -> Response:
+        """The open pixel: recorded only with tracking consent; always the same image."""
+        # A broken pixel token shows the same image and records nothing.
+        with contextlib.suppress(TokenInvalid, TokenExpired):
+            opened(ripen.journeys, ripen.tokens, token,
+                   user_agent=request.headers.get("user-agent"))
+        return Response(PIXEL, media_type="image/gif",
+                        headers={"Cache-Control": "no-store, private",
+                                 "Referrer-Policy": "no-referrer"})
+
     @api.post("/api/events", status_code=202, tags=["tracking"])
-    def event(body: EventIn, request: Request) -> JSONResponse:
+    def event(body: EventIn, request: Request, tasks: BackgroundTasks) -> JSONResponse:
         """Website visits, webinar attendance, form fills … from other systems (API key)."""
         require_api_key(request, ripen.settings.api_keys)
         try:
@@ -63,10 +103,45 @@ def router(ripen: Ripen) -> APIRouter:
             occurred = occurred.replace(tzinfo=UTC)  # no zone given: the API speaks UTC
         if occurred is not None and occurred > ripen.clock():
             occurred = ripen.clock()  # events from the future do not count early
-        ripen.journeys.record_event(lead_id=lead.id, type=body.type, content_id=body.content_id,
-                                    occurred_at=occurred, source="api",
-                                    data={"page": body.page} if body.page else {},
-                                    idempotency_key=body.idempotency_key)
+        recorded = ripen.journeys.record_event(
+            lead_id=lead.id, type=body.type, content_id=body.content_id, occurred_at=occurred,
+            source="api", data={"page": body.page} if body.page else {},
+            idempotency_key=body.idempotency_key)
+        if recorded is not None and recorded.handover_id is not None:
+            tasks.add_task(ripen.send_webhooks)  # fast lane: at once, not at the next tick
+            tasks.add_task(ripen.send_mail)
+            return JSONResponse({"status": "recorded", "handover": True}, status_code=202)
         return JSONResponse({"status": "recorded"}, status_code=202)
+
+    @api.post("/api/bounces", tags=["tracking"])
+    def bounces(body: BouncesIn, request: Request) -> JSONResponse:
+        """Asynchronous bounces and complaints (API key): hard and complaint suppress at once."""
+        require_api_key(request, ripen.settings.api_keys)
+        found = []
+        for number, item in enumerate(body.bounces):
+            address = None
+            if item.email is not None:
+                try:
+                    address = normalise_email(item.email)
+                except InvalidAddress as exc:
+                    return JSONResponse({"error": f"bounces[{number}].email: {exc}"},
+                                        status_code=422)
+            if address is None and item.message_id is None:
+                return JSONResponse({"error": f"bounces[{number}]: give email or message_id"},
+                                    status_code=422)
+            occurred = item.occurred_at
+            if occurred is not None and occurred.tzinfo is None:
+                occurred = occurred.replace(tzinfo=UTC)
+            if occurred is not None and occurred > ripen.clock():
+                occurred = ripen.clock()
+            found.append(Bounce(kind=BounceKind(item.type), email=address,
+                                message_id=item.message_id, status=item.status,
+                                detail=item.detail, key=f"api:{item.id}", occurred_at=occurred))
+        counts = apply_bounces(ripen.uow, found, rules=ripen.config.mail.bounces,
+                               clock=ripen.clock)
+        return JSONResponse({"recorded": sum(counts[k.value] for k in BounceKind),
+                             "suppressed": counts["suppressed"],
+                             "duplicates": counts["duplicate"],
+                             "unknown": counts["unknown"]})
 
     return api

@@ -140,3 +140,28 @@ def test_plan_change_lists_leads_in_flight(tmp_path: Path) -> None:
     assert "monika-marketing" in result.stdout
     assert "0ld0ld0ld0ld" in result.stdout
     assert "│ stays on    │" in result.stdout  # "goes to" wraps at 80 columns
+
+
+def test_bounces_ingest_reads_a_maildir_and_explains_what_it_skipped(tmp_path: Path) -> None:
+    """An operator points ripen at the bounce mailbox: counts, skipped mail, moved to cur/."""
+    from tests.reports import AUTO_REPLY, arf_complaint, postfix_dsn
+
+    box = tmp_path / "bounces"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "a").write_bytes(postfix_dsn("nobody@example.org", "<x1@mail.example.com>"))
+    (box / "new" / "b").write_bytes(arf_complaint("<x2@mail.example.com>",
+                                                  recipient="spam@example.org"))
+    (box / "new" / "c").write_bytes(AUTO_REPLY)
+    env = _env(tmp_path)
+    result = ripen("bounces", "ingest", str(box), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "3 files: hard 1, soft 0, complaints 1, suppressed 2, already recorded 0, "
+        "unknown recipient 0, not a report 1",
+        "  c: not a multipart/report but text/plain"]
+    assert sorted(p.name for p in (box / "cur").iterdir()) == ["a:2,S", "b:2,S", "c:2,S"]
+
+    missing = ripen("bounces", "ingest", str(tmp_path / "nowhere"), env=env)
+    assert (missing.returncode, missing.stderr) == (
+        1, f"error: {tmp_path / 'nowhere'}: no such file or folder\n")

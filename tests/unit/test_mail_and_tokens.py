@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,21 @@ def test_extra_header_values_are_checked_too() -> None:
         _mail(headers={"List-Unsubscribe": "<https://x>\r\nBcc: v@example.com"}).to_bytes()
     with pytest.raises(HeaderInjection):
         _mail(headers={"Bad Name": "x"}).to_bytes()
+
+
+def test_style_blocks_are_inlined_and_remote_css_never_fetched(tmp_path: Path) -> None:
+    """A marketer's <style> ends up in style attributes; @media stays; <link> is dropped."""
+    from engine.mail.render import Renderer
+
+    (tmp_path / "promo.html.j2").write_text(
+        '<html><head><style>.cta{color:#2f6b1f;font-weight:bold} '
+        '@media (max-width:600px){.cta{display:block}}</style>'
+        '<link rel="stylesheet" href="http://192.0.2.1/remote.css"></head>'
+        '<body><a class="cta" href="{{ url }}">Jetzt lesen</a></body></html>')
+    (tmp_path / "promo.txt.j2").write_text("Jetzt lesen: {{ url }}")
+    html, text = Renderer(tmp_path).render("promo", {"url": "https://example.com/a?b=1&c=2"})
+    assert '<a class="cta" href="https://example.com/a?b=1&amp;c=2" ' \
+           'style="color: #2f6b1f;font-weight: bold;">' in html
+    assert "@media (max-width:600px)" in html
+    assert "remote.css" not in html
+    assert text == "Jetzt lesen: https://example.com/a?b=1&c=2"

@@ -1,0 +1,522 @@
+"""Qualification and handover: the MQL rule, the sales fast lane, routing, the signed
+webhook and the rep's notification — and the loop back when sales rejects or loses.
+
+A handover is one transaction: the handover row, the lead's sales stage (MQL), its paused
+journeys, one webhook delivery per subscribed endpoint (``webhook_id`` fixed here, so every
+retry carries the same id) and the rep's notification mail. Rejected, lost, "no time",
+"buying center decides" and "budget frozen" leads return to a recycle journey after the
+agreed cool-down (the "blue lines"); won leads enter after-sales.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from engine.config.compiler import CompiledConfig
+from engine.config.sla import FastLaneSignal, MqlRule
+from engine.errors import RipenError
+from engine.mail.message import new_message_id
+from engine.mail.render import Renderer
+from engine.routing import Balance, LeadFacts, assign, period_start
+from engine.scoring import Score, Scorer, fit_at_least
+from engine.stages import STAGE_NAMES, JourneyStage
+from engine.store.tables import (
+    Account,
+    Enrollment,
+    Event,
+    Handover,
+    Lead,
+    MailOutbox,
+    WebhookDelivery,
+)
+from engine.store.uow import UnitOfWork, UowFactory
+from engine.tokens import Purpose, Tokens
+
+#: Sales stages after acceptance, in order (seed 002 §5.6); ABS is won.
+SALES_STAGES = ("SFC", "BAN", "BCI", "LPN", "ANG", "ABS")
+LOST_OUTCOMES = ("lost", "no_time", "buying_center", "budget_frozen")
+FEEDBACK_LINKS_VALID = timedelta(days=30)
+ORDER = list(JourneyStage)
+
+
+class HandoverError(RipenError):
+    """A sales answer that cannot be applied (unknown reason, already answered …)."""
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """One MQL rule and which of its conditions hold (for ``ripen explain``)."""
+
+    rule: int
+    conditions: tuple[tuple[str, bool], ...]
+
+    @property
+    def holds(self) -> bool:
+        return all(ok for _, ok in self.conditions)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    lead: Lead
+    score: Score
+    checks: tuple[RuleCheck, ...]
+    handovers: tuple[Handover, ...]
+
+    @property
+    def is_mql(self) -> bool:
+        return any(check.holds for check in self.checks)
+
+
+class HandoverService:
+    def __init__(self, *, uow: UowFactory, config: CompiledConfig, tokens: Tokens,
+                 renderer: Renderer, clock: Any, base_url: str) -> None:
+        self.uow = uow
+        self.config = config
+        self.sla = config.sla
+        self.tokens = tokens
+        self.renderer = renderer
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+        self.scorer = Scorer(config)
+
+    # --- qualification ------------------------------------------------------------------
+
+    def checks(self, uow: UnitOfWork, lead: Lead, score: Score) -> tuple[RuleCheck, ...]:
+        found = []
+        for number, rule in enumerate(self.sla.mql.rules, start=1):
+            found.append(RuleCheck(number, tuple(self._conditions(uow, lead, score, rule))))
+        return tuple(found)
+
+    def _conditions(self, uow: UnitOfWork, lead: Lead, score: Score,
+                    rule: MqlRule) -> list[tuple[str, bool]]:
+        conditions = []
+        if rule.fit_at_least is not None:
+            conditions.append((f"fit {score.fit} ≥ {rule.fit_at_least}",
+                               fit_at_least(score.fit, rule.fit_at_least)))
+        if rule.engagement_at_least is not None:
+            conditions.append((f"engagement {score.implicit:.1f} ≥ {rule.engagement_at_least}",
+                               score.implicit >= rule.engagement_at_least))
+        if rule.stage is not None:
+            current = lead.funnel_stage
+            ok = current in JourneyStage.__members__ and \
+                ORDER.index(JourneyStage(current)) >= ORDER.index(JourneyStage(rule.stage))
+            conditions.append((f"stage {current} ≥ {rule.stage.value}", ok))
+        if rule.downloaded_type:
+            wanted = {str(t) for t in rule.downloaded_type}
+            since = lead.recycled_at or lead.created_at  # a recycled lead needs new proof
+            items = (self.config.content.get(e.content_id or "")
+                     for e in uow.events_since(lead.id or 0, since)
+                     if e.type in ("click", "download"))
+            got = sorted({item.type for item in items if item is not None
+                          and item.type in wanted})
+            conditions.append((f"downloaded {'/'.join(sorted(wanted))}"
+                               + (f" ({', '.join(got)})" if got else ""), bool(got)))
+        return conditions
+
+    def explain(self, email: str) -> Explanation | None:
+        now = self.clock()
+        with self.uow() as uow:
+            lead = uow.lead_by_email(email)
+            if lead is None or lead.id is None:
+                return None
+            score = self.scorer.score(uow, lead, now)
+            fresh = self.scorer.score(uow, lead, now, since=lead.recycled_at)
+            return Explanation(lead, score, self.checks(uow, lead, fresh),
+                               tuple(uow.handovers_of(lead.id)))
+
+    def fast_lane_reason(self, uow: UnitOfWork, lead: Lead, event: Event,
+                         score: Score) -> str | None:
+        """Why this event hands the lead over at once, whatever its score (or None)."""
+        rules = self.sla.fast_lane
+        if event.is_scanner:
+            return None
+        if event.type == "contact_request" and rules.contact_request:
+            return "contact request"
+        item = self.config.content.get(event.content_id or "")
+        if rules.fast_lane_content and item is not None and item.fast_lane and \
+                event.type in ("click", "download"):
+            return f"fast-lane content {item.id}"
+        for signal in rules.signals:
+            if _signal_matches(signal, event, score):
+                return f"signal {signal.event}" + (f" {signal.page}" if signal.page else "")
+        return None
+
+    def evaluate(self, uow: UnitOfWork, lead: Lead, now: datetime,
+                 event: Event | None = None) -> Handover | None:
+        """Score the lead; hand it over when the fast lane or the MQL rule says so."""
+        lead.qualify_at = None
+        uow.add(lead)
+        if lead.status != "confirmed" or lead.sales_stage is not None or lead.id is None:
+            return None
+        self.scorer.sync_explicit(uow, lead, now)
+        uow.flush()
+        score = self.scorer.score(uow, lead, now, since=lead.recycled_at)
+        if event is not None:
+            reason = self.fast_lane_reason(uow, lead, event, score)
+            if reason is not None:
+                return self.hand_over(uow, lead, score, "fast_lane", reason, now)
+        met = [c for c in self.checks(uow, lead, score) if c.holds]
+        if met:
+            detail = "MQL rule " + str(met[0].rule) + ": " + \
+                ", ".join(text for text, _ in met[0].conditions)
+            return self.hand_over(uow, lead, score, "threshold", detail, now)
+        return None
+
+    def on_event(self, uow: UnitOfWork, lead: Lead, event: Event,
+                 now: datetime) -> Handover | None:
+        """In the event's transaction: the score ledger row, then the fast lane and MQL."""
+        self.scorer.record_event(uow, event)
+        if lead.sales_stage is not None:
+            return None
+        uow.flush()
+        return self.evaluate(uow, lead, now, event)
+
+    def qualify_due(self, *, limit: int = 1000) -> list[int]:
+        """The tick's part: leads marked for evaluation, in batches; new handover ids."""
+        created = []
+        while True:
+            now = self.clock()
+            with self.uow() as uow:
+                leads = uow.leads_to_qualify(now, limit)
+                for lead in leads:
+                    handover = self.evaluate(uow, lead, now)
+                    if handover is not None:
+                        uow.flush()
+                        created.append(handover.id or 0)
+                uow.commit()
+            if len(leads) < limit:
+                return created
+
+    # --- handing over -------------------------------------------------------------------
+
+    def hand_over(self, uow: UnitOfWork, lead: Lead, score: Score, reason: str, detail: str,
+                  now: datetime) -> Handover:
+        assert lead.id is not None
+        account = uow.session.get(Account, lead.account_id) if lead.account_id else None
+        facts = LeadFacts(region=account.region if account else None,
+                          industry=account.industry if account else None,
+                          company_size=account.company_size if account else None,
+                          persona=lead.persona_id, fit=score.fit)
+        balance = self.balance(uow, now)
+        assigned = assign(facts, self.sla.routing, self.sla.reps, balance)
+        handover = Handover(
+            public_id=secrets.token_urlsafe(16), lead_id=lead.id, reason=reason,
+            rep_id=assigned.rep.id if assigned else None,
+            channel=assigned.rep.channel if assigned else None,
+            routing_rule=assigned.rule if assigned else None, grade=score.grade,
+            created_at=now, sla_due_at=now + self.sla.sales_response.accept_within)
+        uow.add(handover)
+        lead.sales_stage = "MQL"
+        lead.mql_at = now
+        lead.updated_at = now
+        uow.add(lead)
+        uow.pause_enrollments(lead.id, now)
+        uow.flush()
+        payload = self.payload(uow, handover, lead, account, score, detail, now)
+        self._webhooks(uow, handover, "handover.created", payload, now)
+        if assigned is not None:
+            self._notify_rep(uow, handover, lead, account, score, detail, now)
+        return handover
+
+    def balance(self, uow: UnitOfWork, now: datetime) -> Balance:
+        balance = Balance()
+        for rep_id, grade in uow.handover_grades_since(period_start(now,
+                                                                    self.sla.routing.period)):
+            if rep_id is not None:
+                balance.add(rep_id, (grade or "D")[0])
+        return balance
+
+    def payload(self, uow: UnitOfWork, handover: Handover, lead: Lead, account: Account | None,
+                score: Score, detail: str, now: datetime) -> dict[str, Any]:
+        """What the rep needs to prepare (schema: docs/handover.schema.json)."""
+        assert lead.id is not None
+        rep = next((r for r in self.sla.reps if r.id == handover.rep_id), None)
+        events = uow.events_since(lead.id, lead.created_at)
+        consumed = [{"content": e.content_id, "title": item.title, "stage": e.stage,
+                     "type": e.type, "at": e.occurred_at.isoformat()}
+                    for e in events if e.type in ("click", "download", "open")
+                    and (item := self.config.content.get(e.content_id or "")) is not None]
+        history = [{"journey": e.journey_id, "version": e.journey_version, "stage": e.stage,
+                    "status": e.status, "started_at": e.started_at.isoformat(),
+                    "ended_at": e.ended_at.isoformat() if e.ended_at else None,
+                    "exit_reason": e.exit_reason}
+                   for e in uow.enrollments_of(lead.id)]
+        token = self.tokens.dumps(Purpose.SALES_FEEDBACK, handover.public_id, now=now)
+        return {
+            "type": "handover.created",
+            "timestamp": now.isoformat(),
+            "data": {
+                "handover_id": handover.public_id,
+                "reason": handover.reason,
+                "reason_detail": detail,
+                "rep": {"id": rep.id, "name": rep.name, "email": str(rep.email),
+                        "channel": rep.channel} if rep else None,
+                "sla": {"accept_by": handover.sla_due_at.isoformat()
+                        if handover.sla_due_at else None},
+                "lead": {
+                    "id": lead.public_id, "email": lead.email, "first_name": lead.first_name,
+                    "last_name": lead.last_name, "job_title": lead.job_title,
+                    "phone": lead.phone if lead.phone_consent else None,
+                    "language": lead.language, "persona": lead.persona_id,
+                    "funnel_stage": lead.funnel_stage, "source": lead.source,
+                    "campaign": lead.campaign,
+                },
+                "account": {"name": account.name, "domain": account.domain,
+                            "industry": account.industry,
+                            "company_size": account.company_size,
+                            "region": account.region} if account else None,
+                "consent": {"email": True, "phone": lead.phone_consent,
+                            "tracking": lead.tracking_consent,
+                            "text_version": lead.consent_version},
+                "score": {"grade": score.grade, "fit": score.fit,
+                          "engagement": score.engagement,
+                          "explicit": round(score.explicit, 1),
+                          "implicit": round(score.implicit, 1),
+                          "explanation": _explanation_lines(score)},
+                "content_consumed": consumed,
+                "journey_history": history,
+                "buying_center": self.buying_center(uow, lead),
+                "links": {"accept": f"{self.base_url}/h/{token}",
+                          "reject": f"{self.base_url}/h/{token}",
+                          "api_accept": f"{self.base_url}/api/handovers/"
+                                        f"{handover.public_id}/accept",
+                          "api_reject": f"{self.base_url}/api/handovers/"
+                                        f"{handover.public_id}/reject"},
+            },
+        }
+
+    def buying_center(self, uow: UnitOfWork, lead: Lead) -> dict[str, Any] | None:
+        """The other engaged contacts of the account, what they read, and the account score."""
+        if lead.account_id is None:
+            return None
+        now = self.clock()
+        contacts = []
+        total = 0.0
+        for other in uow.leads_of_account(lead.account_id):
+            if other.id is None or other.email is None:
+                continue
+            score = self.scorer.score(uow, other, now)
+            total += score.implicit
+            if other.id == lead.id:
+                continue
+            read = sorted({e.content_id for e in uow.events_since(other.id, other.created_at)
+                           if e.content_id and e.type in ("click", "download")})
+            contacts.append({"name": " ".join(filter(None, (other.first_name,
+                                                             other.last_name))) or None,
+                             "job_title": other.job_title, "persona": other.persona_id,
+                             "grade": score.grade, "read": read})
+        return {"account_score": round(total, 1), "contacts": contacts}
+
+    def _webhooks(self, uow: UnitOfWork, handover: Handover, event_type: str,
+                  payload: dict[str, Any], now: datetime) -> None:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        for endpoint in self.sla.webhooks:
+            if event_type in endpoint.events:
+                uow.add(WebhookDelivery(
+                    webhook_id=f"msg_{secrets.token_urlsafe(18)}", endpoint_id=endpoint.id,
+                    event_type=event_type, handover_id=handover.id, payload=body,
+                    next_attempt_at=now, created_at=now))
+
+    def _notify_rep(self, uow: UnitOfWork, handover: Handover, lead: Lead,
+                    account: Account | None, score: Score, detail: str, now: datetime) -> None:
+        rep = next(r for r in self.sla.reps if r.id == handover.rep_id)
+        token = self.tokens.dumps(Purpose.SALES_FEEDBACK, handover.public_id, now=now)
+        name = " ".join(filter(None, (lead.first_name, lead.last_name))) or lead.email or ""
+        subject = f"Neuer Lead für Sie: {name}" + (f" ({account.name})" if account else "")
+        body_html, text = self.renderer.render("transactional/handover_notice", {
+            "subject": subject, "rep": {"name": rep.name},
+            "lead": {"name": name, "email": lead.email, "job_title": lead.job_title,
+                     "company": account.name if account else None,
+                     "phone": lead.phone if lead.phone_consent else None,
+                     "stage": STAGE_NAMES.get(lead.funnel_stage, lead.funnel_stage)},
+            "reason": "Sales Fast Lane" if handover.reason == "fast_lane" else "MQL",
+            "detail": detail, "grade": score.grade,
+            "answer_url": f"{self.base_url}/h/{token}",
+            "accept_by": handover.sla_due_at, "imprint": self.config.mail.imprint})
+        uow.add(MailOutbox(
+            idempotency_key=f"handover:{handover.public_id}:rep", lead_id=None,
+            kind="transactional", category="notification", to_address=str(rep.email),
+            subject=subject, message_id=new_message_id(self.config.mail.message_id_domain),
+            body_html=body_html, body_text=text, headers={}, created_at=now))
+
+    # --- sales feedback -----------------------------------------------------------------
+
+    def answer(self, handover_id: str, decision: Literal["accept", "reject"], *,
+               reason: str | None = None, note: str | None = None) -> Handover:
+        """Sales accepts (→ SAL) or rejects with a reason code (→ recycle after cool-down)."""
+        now = self.clock()
+        with self.uow() as uow:
+            handover = uow.handover_by_public_id(handover_id)
+            if handover is None:
+                raise HandoverError("no such handover")
+            if handover.status not in ("open",):
+                if (handover.status, decision) in (("accepted", "accept"),
+                                                   ("rejected", "reject")):
+                    return handover  # the same answer twice changes nothing
+                raise HandoverError(f"this handover was already {handover.status}")
+            lead = uow.session.get(Lead, handover.lead_id)
+            assert lead is not None
+            assert lead.id is not None
+            handover.answered_at = now
+            if decision == "accept":
+                handover.status = "accepted"
+                lead.sales_stage = "SAL"
+                uow.end_enrollments(lead.id, "accepted_by_sales", now)
+            else:
+                codes = {r.code: r for r in self.sla.rejection_reasons}
+                if reason not in codes:
+                    raise HandoverError("a rejection needs a reason: " + ", ".join(codes))
+                handover.status = "rejected"
+                handover.rejection_code = reason
+                rule = codes[reason]
+                self._recycle(uow, lead, rule.recycle_journey, rule.cool_down, now,
+                              f"rejected:{reason}")
+            lead.updated_at = now
+            uow.add(handover, lead)
+            uow.add(Event(lead_id=lead.id, type=f"handover_{handover.status}", source="sales",
+                          data={"handover": handover.public_id, "reason": reason,
+                                "note": (note or "")[:500]}, occurred_at=now,
+                          recorded_at=now))
+            if any("handover.answered" in e.events for e in self.sla.webhooks):
+                self._webhooks(uow, handover, "handover.answered", {
+                    "type": "handover.answered", "timestamp": now.isoformat(),
+                    "data": {"handover_id": handover.public_id, "status": handover.status,
+                             "reason": reason}}, now)
+            uow.commit()
+            return handover
+
+    def progress(self, lead_id: str, stage: str, *, note: str | None = None) -> Lead:
+        """Sales moves an accepted lead on (SFC … ABS) or closes it lost/no time/…"""
+        now = self.clock()
+        with self.uow() as uow:
+            lead = uow.lead_by_public_id(lead_id)
+            if lead is None or lead.id is None:
+                raise HandoverError("no such lead")
+            if lead.sales_stage not in ("SAL", *SALES_STAGES):
+                raise HandoverError("only a lead sales has accepted can move through the "
+                                    "sales stages; accept its handover first")
+            handover = next((h for h in sorted(uow.handovers_of(lead.id),
+                                               key=lambda h: h.created_at, reverse=True)
+                             if h.status == "accepted"), None)
+            if stage in SALES_STAGES:
+                lead.sales_stage = stage
+                if stage == "ABS":
+                    self._close(uow, lead, handover, "won", now)
+            elif stage in LOST_OUTCOMES:
+                self._close(uow, lead, handover, stage, now)
+            else:
+                raise HandoverError(f'unknown stage "{stage[:20]}"; use one of '
+                                    + ", ".join((*SALES_STAGES, *LOST_OUTCOMES)))
+            lead.updated_at = now
+            uow.add(lead)
+            uow.add(Event(lead_id=lead.id, type="sales_stage", source="sales",
+                          data={"stage": stage, "note": (note or "")[:500]},
+                          occurred_at=now, recorded_at=now))
+            uow.commit()
+            return lead
+
+    def _close(self, uow: UnitOfWork, lead: Lead, handover: Handover | None, outcome: str,
+               now: datetime) -> None:
+        assert lead.id is not None
+        if handover is not None:
+            handover.status = "closed"
+            handover.outcome = outcome
+            uow.add(handover)
+        rule = self.sla.outcomes.get(outcome)  # type: ignore[call-overload]
+        if outcome == "won":
+            lead.sales_stage = None
+            lead.funnel_stage = "ABS"
+            if rule is not None:
+                self._recycle(uow, lead, rule.journey, rule.cool_down or timedelta(0), now,
+                              "won")
+            return
+        if rule is not None:
+            self._recycle(uow, lead, rule.journey, rule.cool_down or timedelta(0), now,
+                          f"closed:{outcome}")
+        else:
+            lead.sales_stage = None
+
+    def _recycle(self, uow: UnitOfWork, lead: Lead, journey_id: str, cool_down: timedelta,
+                 now: datetime, why: str) -> Enrollment | None:
+        """Back to nurturing: the lead leaves sales and waits out the cool-down first."""
+        assert lead.id is not None
+        uow.end_enrollments(lead.id, why, now)
+        lead.sales_stage = None
+        lead.qualify_at = None
+        lead.recycled_at = now
+        journey = self.config.journeys.get(journey_id)
+        if journey is None:
+            return None
+        uow.flush()
+        start = next(iter(journey.entry))
+        enrollment = Enrollment(lead_id=lead.id, journey_id=journey.id,
+                                journey_version=journey.version, stage=start.value,
+                                step_id=journey.entry[start], stage_entered_at=now,
+                                step_entered_at=now, started_at=now, due_at=now + cool_down,
+                                last_engaged_at=now + cool_down)
+        uow.add(enrollment)
+        if start in (JourneyStage.AFS, JourneyStage.WIK, JourneyStage.CUS):
+            lead.funnel_stage = start.value
+        return enrollment
+
+    # --- SLA timers ---------------------------------------------------------------------
+
+    def escalate_overdue(self, *, limit: int = 500) -> list[str]:
+        """Handovers sales did not answer in time: a breach, a webhook and a mail."""
+        now = self.clock()
+        escalated = []
+        with self.uow() as uow:
+            for handover in uow.overdue_handovers(now, limit):
+                handover.breached = True
+                handover.escalated_at = now
+                uow.add(handover)
+                lead = uow.session.get(Lead, handover.lead_id)
+                payload = {"type": "handover.escalated", "timestamp": now.isoformat(),
+                           "data": {"handover_id": handover.public_id,
+                                    "rep": handover.rep_id,
+                                    "due_at": handover.sla_due_at.isoformat()
+                                    if handover.sla_due_at else None,
+                                    "lead": lead.public_id if lead else None}}
+                self._webhooks(uow, handover, "handover.escalated", payload, now)
+                token = self.tokens.dumps(Purpose.SALES_FEEDBACK, handover.public_id, now=now)
+                subject = f"SLA verletzt: Lead-Übergabe an {handover.rep_id or 'niemand'} " \
+                          "unbeantwortet"
+                text = (f"Die Übergabe {handover.public_id} vom "
+                        f"{handover.created_at:%d.%m.%Y %H:%M} UTC wurde nicht bis "
+                        f"{handover.sla_due_at:%d.%m.%Y %H:%M} UTC beantwortet.\n\n"
+                        f"Annehmen oder ablehnen: {self.base_url}/h/{token}\n")
+                uow.add(MailOutbox(
+                    idempotency_key=f"handover:{handover.public_id}:escalation",
+                    kind="transactional", category="notification",
+                    to_address=str(self.sla.sales_response.escalate_to), subject=subject,
+                    message_id=new_message_id(self.config.mail.message_id_domain),
+                    body_html="<p>" + html.escape(text).replace("\n", "<br>") + "</p>",
+                    body_text=text,
+                    headers={}, created_at=now))
+                escalated.append(handover.public_id)
+            uow.commit()
+        return escalated
+
+
+def _signal_matches(signal: FastLaneSignal, event: Event, score: Score) -> bool:
+    if event.type != signal.event:
+        return False
+    if signal.page is not None and (event.data or {}).get("page") != signal.page:
+        return False
+    if signal.content is not None and event.content_id != signal.content:
+        return False
+    return signal.fit_at_least is None or fit_at_least(score.fit, signal.fit_at_least)
+
+
+def _explanation_lines(score: Score) -> list[dict[str, Any]]:
+    totals: dict[str, float] = {}
+    for line in score.lines:
+        totals[line.rule_id] = totals.get(line.rule_id, 0.0) + line.points
+    return [{"rule": rule, "points": round(points, 1)}
+            for rule, points in sorted(totals.items(), key=lambda kv: -abs(kv[1]))
+            if abs(points) >= 0.05]

@@ -1,0 +1,150 @@
+"""The sales fast lane, and sales' answers: accept, reject with a reason, sales stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from engine.bootstrap import Ripen
+from engine.handover import FEEDBACK_LINKS_VALID, HandoverError
+from engine.store.tables import Handover
+from engine.tokens import Purpose, TokenExpired, TokenInvalid
+from ripen.api.edge import client_ip, require_api_key
+from ripen.api.pages import message
+
+
+class RejectIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=60, description="a code from config/sla.yaml")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class StageIn(BaseModel):
+    stage: Literal["SFC", "BAN", "BCI", "LPN", "ANG", "ABS", "lost", "no_time",
+                   "buying_center", "budget_frozen"]
+    note: str | None = Field(default=None, max_length=500)
+
+
+def router(ripen: Ripen) -> APIRouter:
+    api = APIRouter()
+    service = ripen.handovers
+
+    def deliver_now(handover_id: int | None, tasks: BackgroundTasks) -> None:
+        """A fast-lane handover is pushed at once, not at the next tick."""
+        if handover_id is not None:
+            tasks.add_task(ripen.send_webhooks)
+            tasks.add_task(ripen.send_mail)
+
+    # --- the fast lane ------------------------------------------------------------------
+
+    @api.get("/fast-lane/{token}", response_class=HTMLResponse, tags=["fast lane"])
+    def fast_lane_page(token: str) -> HTMLResponse:
+        """"Talk to an expert": a page with a button (mail scanners only ever GET)."""
+        try:
+            ripen.tokens.loads(Purpose.FAST_LANE, token, now=ripen.clock())
+        except (TokenInvalid, TokenExpired):
+            return message("Link ungültig", "Dieser Link ist nicht gültig.", status=404)
+        return message("Mit einem Experten sprechen",
+                       "Ein Experte aus unserem Team meldet sich innerhalb eines Werktags "
+                       "bei Ihnen — per E-Mail, oder telefonisch, wenn Sie dem zugestimmt "
+                       "haben.", action=f"/fast-lane/{token}",
+                       buttons=[("contact", "yes", "Ja, bitte kontaktieren Sie mich", False)])
+
+    @api.post("/fast-lane/{token}", response_class=HTMLResponse, tags=["fast lane"])
+    def fast_lane(token: str, request: Request, tasks: BackgroundTasks) -> HTMLResponse:
+        """The contact request: the lead goes to sales at once, whatever its score."""
+        try:
+            public_id = ripen.tokens.loads(Purpose.FAST_LANE, token, now=ripen.clock())
+        except (TokenInvalid, TokenExpired):
+            return message("Link ungültig", "Dieser Link ist nicht gültig.", status=404)
+        with ripen.uow() as uow:
+            lead = uow.lead_by_public_id(public_id)
+        if lead is None or lead.id is None:
+            return message("Link ungültig", "Dieser Link ist nicht gültig.", status=404)
+        recorded = ripen.journeys.record_event(
+            lead_id=lead.id, type="contact_request", source="fast_lane",
+            data={"ip": client_ip(request, ripen.settings.trusted_proxies)},
+            idempotency_key=f"fast-lane:{token[-43:]}")
+        deliver_now(recorded.handover_id if recorded else None, tasks)
+        return message("Vielen Dank!", "Ein Experte meldet sich in Kürze bei Ihnen.")
+
+    # --- sales answers through signed links (from the rep's notification) ----------------
+
+    def _handover_from(token: str) -> str | None:
+        try:
+            return ripen.tokens.loads(Purpose.SALES_FEEDBACK, token, now=ripen.clock(),
+                                      max_age=FEEDBACK_LINKS_VALID)
+        except (TokenInvalid, TokenExpired):
+            return None
+
+    @api.get("/h/{token}", response_class=HTMLResponse, tags=["sales feedback"])
+    def answer_page(token: str) -> HTMLResponse:
+        """Accept, or reject with one of the agreed reasons."""
+        if _handover_from(token) is None:
+            return message("Link ungültig", "Dieser Link ist ungültig oder abgelaufen.",
+                           status=404)
+        buttons = [("decision", "accept", "Lead annehmen", False)] + [
+            ("decision", f"reject:{r.code}", f"Ablehnen: {r.label}", True)
+            for r in ripen.config.sla.rejection_reasons]
+        return message("Lead annehmen oder ablehnen",
+                       "Nehmen Sie den Lead an, oder lehnen Sie ihn mit dem passenden Grund "
+                       "ab; er geht dann zurück in die Pflege.", action=f"/h/{token}",
+                       buttons=buttons)
+
+    @api.post("/h/{token}", response_class=HTMLResponse, tags=["sales feedback"])
+    async def answer_by_link(token: str, request: Request) -> HTMLResponse:
+        handover_id = _handover_from(token)
+        if handover_id is None:
+            return message("Link ungültig", "Dieser Link ist ungültig oder abgelaufen.",
+                           status=404)
+        decision = str((await request.form()).get("decision") or "")
+        try:
+            if decision == "accept":
+                service.answer(handover_id, "accept")
+                return message("Angenommen", "Der Lead gehört jetzt Ihnen (SAL).")
+            if decision.startswith("reject:"):
+                service.answer(handover_id, "reject", reason=decision.removeprefix("reject:"))
+                return message("Abgelehnt", "Der Lead geht zurück in die Pflege.")
+        except HandoverError as exc:
+            return message("Nicht möglich", str(exc), status=409)
+        return message("Bitte wählen", "Bitte annehmen oder einen Grund wählen.", status=422)
+
+    # --- sales answers through the API (API key) ---------------------------------------
+
+    @api.post("/api/handovers/{handover_id}/accept", tags=["sales feedback"])
+    def accept(handover_id: str, request: Request) -> JSONResponse:
+        require_api_key(request, ripen.settings.api_keys)
+        return _answer(lambda: service.answer(handover_id, "accept"))
+
+    @api.post("/api/handovers/{handover_id}/reject", tags=["sales feedback"])
+    def reject(handover_id: str, body: RejectIn, request: Request) -> JSONResponse:
+        require_api_key(request, ripen.settings.api_keys)
+        return _answer(lambda: service.answer(handover_id, "reject", reason=body.reason,
+                                              note=body.note))
+
+    @api.post("/api/leads/{lead_id}/stage", tags=["sales feedback"])
+    def stage(lead_id: str, body: StageIn, request: Request) -> Response:
+        """Sales progress SFC → BAN → BCI → LPN → ANG → ABS (won), or a lost outcome."""
+        require_api_key(request, ripen.settings.api_keys)
+        try:
+            lead = service.progress(lead_id, body.stage, note=body.note)
+        except HandoverError as exc:
+            status = 404 if str(exc) == "no such lead" else 409
+            return JSONResponse({"error": str(exc)}, status_code=status)
+        return JSONResponse({"lead": lead.public_id, "sales_stage": lead.sales_stage,
+                             "funnel_stage": lead.funnel_stage})
+
+    def _answer(call: Callable[[], Handover]) -> JSONResponse:
+        try:
+            handover = call()
+        except HandoverError as exc:
+            status = 404 if str(exc) == "no such handover" else \
+                422 if str(exc).startswith("a rejection needs") else 409
+            return JSONResponse({"error": str(exc)}, status_code=status)
+        return JSONResponse({"handover": handover.public_id, "status": handover.status,
+                             "rejection_code": handover.rejection_code})
+
+    return api
