@@ -108,10 +108,11 @@ class HandoverService:
             conditions.append((f"stage {current} ≥ {rule.stage.value}", ok))
         if rule.downloaded_type:
             wanted = {str(t) for t in rule.downloaded_type}
-            since = lead.recycled_at or lead.created_at  # a recycled lead needs new proof
+            recycled = lead.recycled_at  # a recycled lead needs proof from after it
             items = (self.config.content.get(e.content_id or "")
-                     for e in uow.events_since(lead.id or 0, since)
-                     if e.type in ("click", "download"))
+                     for e in uow.events_since(lead.id or 0, recycled or lead.created_at)
+                     if e.type in ("click", "download")
+                     and (recycled is None or e.occurred_at > recycled))
             got = sorted({item.type for item in items if item is not None
                           and item.type in wanted})
             conditions.append((f"downloaded {'/'.join(sorted(wanted))}"

@@ -155,7 +155,7 @@ class Scorer:
         assert lead.id is not None
         entries = uow.score_entries(lead.id)
         if since is not None:
-            entries = [e for e in entries if e.kind == "explicit" or e.created_at >= since]
+            entries = [e for e in entries if e.kind == "explicit" or e.created_at > since]
         return self.from_entries(entries, now)
 
     def from_entries(self, entries: Sequence[ScoreEntry], now: datetime) -> Score:

@@ -1,0 +1,392 @@
+"""Handover end to end with real parts: aiosmtpd, a loopback CRM receiver verifying with the
+standardwebhooks library, the HTTP app, SQLite and PostgreSQL, on a virtual clock."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from engine.bootstrap import Ripen
+from engine.clock import ManualClock
+from engine.config.compiler import load_and_compile
+from engine.config.loader import ConfigPaths
+from engine.settings import load_settings
+from engine.store.tables import Handover, Lead, WebhookDelivery
+from engine.webhooks import WebhookSender, new_secret, replay
+from tests.conftest import API_KEY, SmtpSink
+from tests.consent_helpers import client, confirm_path, form
+from tests.factories import NOW, REPO
+from tests.integration.test_journeys import (
+    Smtp,
+    click_first_link,
+    enrollments,
+    marketing,
+    next_mail,
+    tick,
+)
+from tests.receiver import Answer, Receiver, running
+
+FAST_LANE = re.compile(r"https://ripen\.example(/fast-lane/[A-Za-z0-9_.\-]+)")
+ANSWER = re.compile(r"https://ripen\.example(/h/[A-Za-z0-9_.\-]+)")
+SECRET = new_secret()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running(SECRET) as crm:
+        yield crm
+
+
+@pytest.fixture
+def app(migrated: Engine, smtp: Smtp, receiver: Receiver, tmp_path: Path) -> Ripen:
+    """The example configuration, its CRM endpoint pointed at the loopback receiver."""
+    root = tmp_path / "ripen"
+    for folder in ("config", "content", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    sla = root / "config" / "sla.yaml"
+    text = sla.read_text()
+    assert "url: https://crm.example.com/hooks/ripen" in text
+    sla.write_text(text.replace(
+        "url: https://crm.example.com/hooks/ripen",
+        f"url: {receiver.url}\n    allow_private: true\n    timeout_seconds: 1").replace(
+        "events: [handover.created, handover.escalated]",
+        "events: [handover.created, handover.escalated, handover.answered]"))
+    _, port = smtp
+    settings = load_settings(mail_url=f"smtp://127.0.0.1:{port}?starttls=no",
+                             public_base_url="https://ripen.example", api_keys=[API_KEY],
+                             secret_keys=["k" * 40])
+    return Ripen(settings=settings, config=load_and_compile(ConfigPaths.under(root)),
+                 db=migrated, clock=ManualClock(NOW),
+                 environ={"RIPEN_WEBHOOK_SECRET_CRM": SECRET})
+
+
+def _signed_up(app: Ripen, sink: SmtpSink, email: str, **fields: Any) -> None:
+    web = client(app)
+    web.post("/subscribe", data=form(email, persona="monika-marketing", **fields))
+    web.post(confirm_path(sink.parsed()[-1]))
+
+
+def _handovers(app: Ripen) -> list[Handover]:
+    with app.uow() as uow:
+        return list(uow.session.exec(select(Handover).order_by(Handover.id)).all())
+
+
+def _lead(app: Ripen, email: str) -> Lead:
+    with app.uow() as uow:
+        lead = uow.lead_by_email(email)
+    assert lead is not None
+    return lead
+
+
+def _text(message: Any) -> str:
+    return str(message.get_body(("plain",)).get_content())
+
+
+def test_fast_lane_from_inf_with_score_zero_hands_over_at_once(app: Ripen, smtp: Smtp,
+                                                               receiver: Receiver) -> None:
+    sink, _ = smtp
+    _signed_up(app, sink, "eilig@example.com", phone="+49 30 1234567",
+               purposes=["email_marketing", "phone"])
+    tick(app)
+    [inf] = marketing(sink)
+    path = FAST_LANE.search(_text(inf))
+    assert path, _text(inf)
+    web = client(app)
+    page = web.get(path.group(1))
+    assert page.status_code == 200
+    assert _handovers(app) == []  # a GET (mail scanner) hands nobody over
+    assert web.post(path.group(1)).status_code == 200
+
+    [handover] = _handovers(app)
+    assert (handover.reason, handover.status, handover.rep_id) == (
+        "fast_lane", "open", "anna-nord")
+    [payload] = receiver.verified()  # delivered before the next tick, and signed
+    data = payload["data"]
+    assert data["reason"] == "fast_lane"
+    assert data["reason_detail"] == "contact request"
+    assert data["score"]["implicit"] == 0.0
+    assert data["lead"]["phone"] == "+49 30 1234567"  # phone consent was given
+    assert data["consent"]["phone"] is True
+    assert [c["content"] for c in data["content_consumed"]] == []
+    assert data["journey_history"][0]["status"] == "paused"
+    assert data["links"]["accept"].startswith("https://ripen.example/h/")
+    assert _lead(app, "eilig@example.com").sales_stage == "MQL"
+    notice = [m for m in sink.parsed() if m["To"] == "anna.nord@example.com"]
+    assert len(notice) == 1
+    assert "Sales Fast Lane" in _text(notice[0])
+
+    # Paused: no nurturing mail while sales has the lead; a second request changes nothing.
+    before = len(marketing(sink))
+    for _ in range(14):
+        app.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
+        tick(app)
+    assert len(marketing(sink)) == before
+    web.post(path.group(1))
+    assert len(_handovers(app)) == 1
+    assert len(receiver.requests) == 1
+
+
+def test_phone_is_withheld_without_phone_consent(app: Ripen, smtp: Smtp,
+                                                 receiver: Receiver) -> None:
+    sink, _ = smtp
+    _signed_up(app, sink, "nophone@example.com", phone="+49 30 7654321")
+    tick(app)
+    path = FAST_LANE.search(_text(marketing(sink)[-1]))
+    assert path
+    client(app).post(path.group(1))
+    [payload] = receiver.verified()
+    assert payload["data"]["lead"]["phone"] is None
+    assert payload["data"]["consent"]["phone"] is False
+
+
+def test_mql_reject_recycle_ripen_again_accept_won_after_sales(app: Ripen, smtp: Smtp,
+                                                               receiver: Receiver) -> None:
+    """The blue lines on a virtual clock, answered through the rep's link and the API."""
+    sink, _ = smtp
+    web = client(app)
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    _signed_up(app, sink, "monika@example.com", first_name="Monika",
+               content="mm-checkliste-auswahl")  # first action: an evaluation checklist
+    assert enrollments(app) == [("monika-marketing", "BEW", "active", None)]
+    tick(app)
+    [roi] = marketing(sink)
+    click_first_link(app, roi)  # the ROI calculator (a tool) at BEW: the MQL rule holds
+
+    [first] = _handovers(app)
+    assert (first.reason, first.status) == ("threshold", "open")
+    app.send_webhooks()
+    [created] = receiver.verified()
+    assert created["data"]["reason_detail"].startswith("MQL rule 2: stage BEW ≥ BEW, "
+                                                       "downloaded case_study/checklist/tool")
+    notice = [m for m in sink.parsed() if m["To"] == "anna.nord@example.com"][-1]
+    answer = ANSWER.search(_text(notice))
+    assert answer
+    assert "Ablehnen: Noch nicht kaufbereit" in web.get(answer.group(1)).text
+    rejected = web.post(answer.group(1), data={"decision": "reject:not_ready"})
+    assert rejected.status_code == 200
+    lead = _lead(app, "monika@example.com")
+    assert (lead.sales_stage, _handovers(app)[0].rejection_code) == (None, "not_ready")
+    assert enrollments(app) == [
+        ("monika-marketing", "BEW", "exited", "rejected:not_ready"),
+        ("wiedervorlage", "EVA", "active", None)]
+
+    # Cool-down (30 days): nothing is sent; then the recycle journey starts.
+    before = len(marketing(sink))
+    for _ in range(29):
+        app.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
+        tick(app)
+    assert len(marketing(sink)) == before
+    proof = next_mail(app, sink)  # (Christmas holidays defer it a few days)
+    assert proof["To"] == "monika@example.com"
+    assert "Kundenstimmen" in str(proof["Subject"])
+    click_first_link(app, proof)  # a video: engagement, but not yet the MQL rule
+    assert len(_handovers(app)) == 1
+    explained = app.handovers.explain("monika@example.com")
+    assert explained is not None
+    assert [c.holds for c in explained.checks] == [False, False]
+
+    # Ripens again: a case study downloaded on the website.
+    response = web.post("/api/events", headers=headers, json={
+        "email": "monika@example.com", "type": "download",
+        "content_id": "mm-case-study-softwarehaus"})
+    assert response.json() == {"status": "recorded", "handover": True}
+    second = _handovers(app)[1]
+    accepted = web.post(f"/api/handovers/{second.public_id}/accept", headers=headers)
+    assert accepted.json()["status"] == "accepted"
+    assert _lead(app, "monika@example.com").sales_stage == "SAL"
+    for stage in ("SFC", "BAN", "ANG"):
+        moved = web.post(f"/api/leads/{lead.public_id}/stage", headers=headers,
+                         json={"stage": stage})
+        assert moved.json()["sales_stage"] == stage
+    won = web.post(f"/api/leads/{lead.public_id}/stage", headers=headers,
+                   json={"stage": "ABS"})
+    assert won.json() == {"lead": lead.public_id, "sales_stage": None, "funnel_stage": "AFS"}
+    assert enrollments(app)[-1] == ("after-sales", "AFS", "active", None)
+    assert [h.outcome for h in _handovers(app)] == [None, "won"]
+    app.send_webhooks()  # what the next tick's send-webhooks task does
+    events = [p["type"] for p in receiver.verified()]
+    assert events == ["handover.created", "handover.answered", "handover.created",
+                      "handover.answered"]
+
+
+def test_sales_answers_are_checked(app: Ripen, smtp: Smtp) -> None:
+    sink, _ = smtp
+    _signed_up(app, sink, "check@example.com")
+    tick(app)
+    client(app).post(FAST_LANE.search(_text(marketing(sink)[-1])).group(1))  # type: ignore[union-attr]
+    [handover] = _handovers(app)
+    web = client(app)
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    url = f"/api/handovers/{handover.public_id}"
+    assert web.post(f"{url}/accept").status_code == 401
+    no_reason = web.post(f"{url}/reject", headers=headers, json={"reason": "bogus"})
+    assert no_reason.status_code == 422
+    assert no_reason.json()["error"].startswith("a rejection needs a reason: not_ready, ")
+    assert web.post("/api/handovers/nope/accept", headers=headers).status_code == 404
+    lead = _lead(app, "check@example.com")
+    early = web.post(f"/api/leads/{lead.public_id}/stage", headers=headers,
+                     json={"stage": "SFC"})
+    assert early.status_code == 409
+    assert web.post(f"{url}/accept", headers=headers).json()["status"] == "accepted"
+    assert web.post(f"{url}/accept", headers=headers).status_code == 200  # idempotent
+    late = web.post(f"{url}/reject", headers=headers, json={"reason": "not_ready"})
+    assert (late.status_code, late.json()) == (409, {"error": "this handover was already "
+                                                              "accepted"})
+    assert web.get("/h/forged-token").status_code == 404
+
+
+def test_unanswered_handover_escalates_once(app: Ripen, smtp: Smtp,
+                                            receiver: Receiver) -> None:
+    sink, _ = smtp
+    _signed_up(app, sink, "slow@example.com")
+    tick(app)
+    client(app).post(FAST_LANE.search(_text(marketing(sink)[-1])).group(1))  # type: ignore[union-attr]
+    assert app.handovers.escalate_overdue() == []
+    app.clock.advance(timedelta(days=2, minutes=1))  # type: ignore[attr-defined]
+    [escalated] = app.handovers.escalate_overdue()
+    assert app.handovers.escalate_overdue() == []
+    app.send_webhooks()
+    app.send_mail()
+    [handover] = _handovers(app)
+    assert (handover.public_id, handover.breached) == (escalated, True)
+    assert [p["type"] for p in receiver.verified()] == ["handover.created",
+                                                        "handover.escalated"]
+    assert [m["Subject"] for m in sink.parsed() if m["To"] == "vertriebsleitung@example.com"
+            ] == ["SLA verletzt: Lead-Übergabe an anna-nord unbeantwortet"]
+
+
+# --- the receiver misbehaves ---------------------------------------------------------------
+
+def _one_handover(app: Ripen, sink: SmtpSink, receiver: Receiver) -> WebhookDelivery:
+    receiver.script = [Answer(503)]  # the at-once attempt fails; the tests drive the rest
+    _signed_up(app, sink, f"hook{len(_handovers(app))}@example.com")
+    tick(app)
+    client(app).post(FAST_LANE.search(_text(marketing(sink)[-1])).group(1))  # type: ignore[union-attr]
+    with app.uow() as uow:
+        [row] = uow.webhooks(status="retry")
+    return row
+
+
+def _sender(app: Ripen, transport: httpx.BaseTransport | None = None) -> WebhookSender:
+    return WebhookSender(uow=app.uow, endpoints={e.id: e for e in app.config.sla.webhooks},
+                         secrets=app.webhook_secrets(), clock=app.clock, stamp=app.wall,
+                         client=httpx.Client(transport=transport or httpx.HTTPTransport()),
+                         jitter=lambda: 0.5)
+
+
+def _row(app: Ripen, row_id: int) -> WebhookDelivery:
+    with app.uow() as uow:
+        row = uow.webhook(row_id)
+    assert row is not None
+    return row
+
+
+def _until_due(app: Ripen, row_id: int) -> timedelta:
+    row = _row(app, row_id)
+    assert row.next_attempt_at is not None
+    wait = row.next_attempt_at - app.clock()
+    app.clock.now = row.next_attempt_at  # type: ignore[attr-defined]
+    return wait
+
+
+def test_500_429_timeout_then_success_keep_the_schedule_and_one_id(
+        app: Ripen, smtp: Smtp, receiver: Receiver) -> None:
+    sink, _ = smtp
+    row = _one_handover(app, sink, receiver)
+    sender = _sender(app)
+    receiver.script = [Answer(500), Answer(429, {"Retry-After": "600"}), Answer(204, delay=1.5),
+                       Answer(302, {"Location": "http://127.0.0.1:9/evil"})]
+    waits = []
+    outcomes = []
+    for _ in range(5):
+        waits.append(_until_due(app, row.id or 0))
+        outcomes.append(dict(sender.deliver()))
+    assert outcomes == [{"retry": 1}] * 4 + [{"delivered": 1}]
+    assert waits[1] == timedelta(minutes=5)       # after the first 503: 5 min (jitter 0)
+    assert waits[2] == timedelta(minutes=30)      # after 500
+    assert waits[3] == timedelta(hours=2)         # 429 asked for 10 min; the schedule is longer
+    assert _row(app, row.id or 0).status == "delivered"
+    assert len(set(receiver.ids())) == 1          # every attempt carries the same webhook-id
+    assert len(receiver.verified()) == 6
+    assert "redirect not followed" not in (_row(app, row.id or 0).last_error or "")
+
+
+def test_retry_after_longer_than_the_schedule_is_honoured(app: Ripen, smtp: Smtp,
+                                                          receiver: Receiver) -> None:
+    sink, _ = smtp
+    row = _one_handover(app, sink, receiver)
+    _until_due(app, row.id or 0)
+    receiver.script = [Answer(429, {"Retry-After": "7200"})]
+    assert dict(_sender(app).deliver()) == {"retry": 1}
+    assert _until_due(app, row.id or 0) == timedelta(hours=2)
+
+
+def test_410_disables_the_endpoint_and_replay_delivers_with_the_same_id(
+        app: Ripen, smtp: Smtp, receiver: Receiver) -> None:
+    sink, _ = smtp
+    row = _one_handover(app, sink, receiver)
+    _until_due(app, row.id or 0)
+    receiver.script = [Answer(410)]
+    assert dict(_sender(app).deliver()) == {"disabled": 1}
+    calls = len(receiver.requests)
+    _signed_up(app, sink, "after410@example.com")  # a new handover: the endpoint stays off
+    tick(app)
+    client(app).post(FAST_LANE.search(_text(marketing(sink)[-1])).group(1))  # type: ignore[union-attr]
+    with app.uow() as uow:
+        assert [r.status for r in uow.webhooks()] == ["disabled", "disabled"]
+    assert len(receiver.requests) == calls  # nothing was sent to a gone endpoint
+    replay(app.uow, row.id or 0, app.clock())  # the operator re-enables it by replaying
+    assert dict(_sender(app).deliver(ids=[row.id or 0])) == {"delivered": 1}
+    assert receiver.ids().count(row.webhook_id) == 3
+
+
+def test_exhausted_retries_go_to_the_dead_letter_and_replay_delivers(
+        app: Ripen, smtp: Smtp, receiver: Receiver) -> None:
+    sink, _ = smtp
+    row = _one_handover(app, sink, receiver)
+    sender = _sender(app)
+    attempts = 1
+    while _row(app, row.id or 0).status == "retry":
+        _until_due(app, row.id or 0)
+        receiver.script = [Answer(503)]
+        sender.deliver()
+        attempts += 1
+    dead = _row(app, row.id or 0)
+    assert dead.status == "dead"
+    assert app.clock() - dead.created_at <= timedelta(days=3)
+    assert attempts >= 9
+    replay(app.uow, row.id or 0, app.clock())
+    assert dict(sender.deliver()) == {"delivered": 1}
+    assert set(receiver.ids()) == {row.webhook_id}
+
+
+class DyingTransport(httpx.HTTPTransport):
+    """The sender process dies after the receiver got the request, before recording it."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        response.read()
+        raise KeyboardInterrupt
+
+
+def test_a_sender_dying_mid_delivery_loses_nothing_and_resends_the_same_id(
+        app: Ripen, smtp: Smtp, receiver: Receiver) -> None:
+    sink, _ = smtp
+    row = _one_handover(app, sink, receiver)
+    _until_due(app, row.id or 0)
+    with pytest.raises(KeyboardInterrupt):
+        _sender(app, DyingTransport()).deliver()
+    assert _row(app, row.id or 0).status == "delivering"
+    assert dict(_sender(app).deliver()) == {}  # the lease still holds
+    app.clock.advance(timedelta(minutes=3))  # type: ignore[attr-defined]
+    assert dict(_sender(app).deliver()) == {"delivered": 1}
+    assert receiver.ids() == [row.webhook_id] * 3  # at-once 503, the lost one, the resend
