@@ -3,6 +3,7 @@ standardwebhooks library, the HTTP app, SQLite and PostgreSQL, on a virtual cloc
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -110,6 +112,8 @@ def test_fast_lane_from_inf_with_score_zero_hands_over_at_once(app: Ripen, smtp:
     assert (handover.reason, handover.status, handover.rep_id) == (
         "fast_lane", "open", "anna-nord")
     [payload] = receiver.verified()  # delivered before the next tick, and signed
+    schema = json.loads((REPO / "docs" / "handover.schema.json").read_text())
+    jsonschema.validate(payload, schema)  # the schema published for receivers holds
     data = payload["data"]
     assert data["reason"] == "fast_lane"
     assert data["reason_detail"] == "contact request"
@@ -390,3 +394,44 @@ def test_a_sender_dying_mid_delivery_loses_nothing_and_resends_the_same_id(
     app.clock.advance(timedelta(minutes=3))  # type: ignore[attr-defined]
     assert dict(_sender(app).deliver()) == {"delivered": 1}
     assert receiver.ids() == [row.webhook_id] * 3  # at-once 503, the lost one, the resend
+
+
+def test_explain_handovers_list_replay_and_routing_report(app: Ripen, smtp: Smtp,
+                                                          receiver: Receiver,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    """The operator's commands, run through the CLI against the same database."""
+    from typer.testing import CliRunner
+
+    from ripen import cli
+
+    sink, _ = smtp
+    row = _one_handover(app, sink, receiver)
+    monkeypatch.setattr(cli, "_ripen", lambda: _Same(app))
+    runner = CliRunner()
+    explained = runner.invoke(cli.app, ["explain", "hook0@example.com"])
+    assert explained.exit_code == 0, explained.output
+    assert "grade D4" in explained.output
+    assert "MQL rule 1: does not hold — fit D ≥ B ✗; engagement 0.0 ≥ 60 ✗" in explained.output
+    assert "fast_lane → anna-nord: open" in explained.output
+    listed = runner.invoke(cli.app, ["handovers", "list", "--status", "retry"])
+    assert row.webhook_id in listed.output
+    replayed = runner.invoke(cli.app, ["handovers", "replay", str(row.id)])
+    assert replayed.exit_code == 1  # still retrying: replay refuses, it will be sent anyway
+    report = runner.invoke(cli.app, ["routing", "report"])
+    assert "anna-nord" in report.output
+    assert "handovers" in report.output
+
+
+class _Same:
+    """`_ripen()` for the test: the test's container, not disposed after the command."""
+
+    def __init__(self, app: Ripen) -> None:
+        self.app = app
+
+    def __enter__(self) -> Ripen:
+        return self.app
+
+    def __exit__(self, *args: object) -> None:
+        return None
