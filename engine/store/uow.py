@@ -159,15 +159,7 @@ class UnitOfWork:
                         or_(col(MailOutbox.next_attempt_at).is_(None),
                             col(MailOutbox.next_attempt_at) <= now))
                  .order_by(col(MailOutbox.id)).limit(limit))
-        if ids is not None:
-            query = query.where(col(MailOutbox.id).in_(list(ids)))
-        if self.postgres:
-            query = query.with_for_update(skip_locked=True)
-        rows = list(self.session.exec(query).all())
-        for row in rows:
-            row.status, row.lease_owner, row.lease_until = "sending", owner, lease_until
-            self.session.add(row)
-        return rows
+        return self._lease(query, MailOutbox, ids, "sending", owner, lease_until)
 
     def claim_webhooks(self, *, now: datetime, owner: str, lease_until: datetime, limit: int,
                        ids: Sequence[int] | None = None) -> list[WebhookDelivery]:
@@ -180,13 +172,18 @@ class UnitOfWork:
                                  col(WebhookDelivery.lease_until) < now)))
                  .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
                  .limit(limit))
+        return self._lease(query, WebhookDelivery, ids, "delivering", owner, lease_until)
+
+    def _lease(self, query: Any, table: type[Any], ids: Sequence[int] | None, status: str,
+               owner: str, lease_until: datetime) -> list[Any]:
+        """Lock the rows ``query`` selects (SKIP LOCKED on PostgreSQL) and lease them."""
         if ids is not None:
-            query = query.where(col(WebhookDelivery.id).in_(list(ids)))
+            query = query.where(col(table.id).in_(list(ids)))
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
         rows = list(self.session.exec(query).all())
         for row in rows:
-            row.status, row.lease_owner, row.lease_until = "delivering", owner, lease_until
+            row.status, row.lease_owner, row.lease_until = status, owner, lease_until
             self.session.add(row)
         return rows
 
