@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from engine.config.persona import Persona
 from engine.config.scoring import Scoring
+from engine.store.tables import Account, Lead
 
 
 @dataclass(frozen=True)
@@ -18,26 +19,40 @@ class Profile:
     region: str | None = None
 
 
-def fit_points(profile: Profile, persona: Persona, scoring: Scoring) -> int:
-    """Points for each of the persona's fit criteria the lead matches."""
-    fit, points = persona.fit, scoring.explicit.fit
-    total = 0
+def profile_of(lead: Lead, account: Account | None) -> Profile:
+    """The explicit-scoring view of a lead and its account."""
+    return Profile(job_title=lead.job_title,
+                   industry=account.industry if account else None,
+                   company_size=account.company_size if account else None,
+                   region=account.region if account else None)
+
+
+def fit_criteria(profile: Profile, persona: Persona) -> list[str]:
+    """The persona's fit criteria the lead matches: title, industry, company_size, region."""
+    fit = persona.fit
+    matched = []
     title = (profile.job_title or "").lower()
     if fit.title_keywords and any(word.lower() in title for word in fit.title_keywords):
-        total += points.title
+        matched.append("title")
     if fit.industries and profile.industry and profile.industry.lower() in {
             i.lower() for i in fit.industries}:
-        total += points.industry
+        matched.append("industry")
     if fit.company_size and profile.company_size is not None and \
             fit.company_size.contains(profile.company_size):
-        total += points.company_size
+        matched.append("company_size")
     if fit.regions and profile.region and profile.region.upper() in {
             r.upper() for r in fit.regions}:
-        total += points.region
-    return total
+        matched.append("region")
+    return matched
 
 
-def fit_grade(points: int, scoring: Scoring) -> str:
+def fit_points(profile: Profile, persona: Persona, scoring: Scoring) -> int:
+    """Points for each of the persona's fit criteria the lead matches."""
+    points = scoring.explicit.fit
+    return sum(getattr(points, criterion) for criterion in fit_criteria(profile, persona))
+
+
+def fit_grade(points: float, scoring: Scoring) -> str:
     grades = scoring.grades.fit
     for grade in ("A", "B", "C"):
         if points >= getattr(grades, grade):

@@ -27,11 +27,12 @@ from engine.config.journey import (
     SendStep,
     WaitStep,
 )
-from engine.fit import Profile, best_persona, fit_grade, fit_points
+from engine.fit import best_persona, fit_grade, fit_points, profile_of
 from engine.mail.context import marketing_context
 from engine.mail.message import new_message_id
 from engine.mail.render import Renderer
 from engine.policy import next_send_time
+from engine.scoring import Scorer
 from engine.stages import JourneyStage
 from engine.store.tables import (
     Account,
@@ -81,6 +82,7 @@ class JourneyRuntime:
         self._cap_window = max(caps, default=timedelta(0))
         self.versions = VersionCache(config)
         self.qualifier: Qualifier | None = None
+        self.scorer = Scorer(config)
 
     # --- versions -----------------------------------------------------------------------
 
@@ -111,18 +113,12 @@ class JourneyRuntime:
 
     # --- enrollment ---------------------------------------------------------------------
 
-    def profile(self, lead: Lead, account: Account | None) -> Profile:
-        return Profile(job_title=lead.job_title,
-                       industry=account.industry if account else None,
-                       company_size=account.company_size if account else None,
-                       region=account.region if account else None)
-
     def enroll_confirmed(self, uow: UnitOfWork, lead: Lead, now: datetime) -> Enrollment | None:
         """A newly confirmed lead enters the journey of its persona (a form choice wins)."""
         persona_id = lead.persona_id
         if persona_id not in self.config.personas:
             account = uow.session.get(Account, lead.account_id) if lead.account_id else None
-            persona = best_persona(self.profile(lead, account),
+            persona = best_persona(profile_of(lead, account),
                                    list(self.config.personas.values()), self.config.scoring)
             persona_id = persona.id if persona else None
         if persona_id is None:
@@ -322,24 +318,20 @@ class JourneyRuntime:
         persona = self.config.personas.get(lead.persona_id or "")
         if persona is None:
             return False
-        points = fit_points(self.profile(lead, account), persona, self.config.scoring)
+        points = fit_points(profile_of(lead, account), persona, self.config.scoring)
         return fit_grade(points, self.config.scoring) <= (when.fit_at_least or "D")
 
     def engagement(self, uow: UnitOfWork, lead: Lead) -> float:
-        """Implicit points with half-life decay (the scoring issue adds the ledger)."""
+        """Implicit points of all the lead's events, with half-life decay (the same points
+        the score ledger holds, read from the events so sign-up events count too)."""
         assert lead.id is not None
         implicit, now = self.config.scoring.implicit, self.clock()
         total = 0.0
         for event in uow.events_since(lead.id, lead.created_at):
-            points = float(implicit.events.get(event.type, 0))  # type: ignore[call-overload]
-            item = self.config.content.get(event.content_id or "")
-            if item is not None:
-                points *= max((implicit.stage_weights.get(s, 1.0) for s in item.stages),
-                              default=1.0)
-                if implicit.content_points and event.type in ("click", "download"):
-                    points += item.points
-            age = (now - event.occurred_at) / implicit.half_life
-            total += points * 0.5 ** max(age, 0.0)
+            earned = self.scorer.implicit_points(event)
+            if earned is not None:
+                age = (now - event.occurred_at) / implicit.half_life
+                total += earned[1] * 0.5 ** max(age, 0.0)
         return total
 
     # --- moving -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from engine.config.compiler import CompiledConfig, model_version
 from engine.config.persona import Persona
-from engine.fit import Profile
+from engine.fit import fit_criteria, fit_grade, profile_of
 from engine.store.tables import Account, Event, Lead, ScoreEntry
 from engine.store.uow import UnitOfWork
 
@@ -66,25 +66,9 @@ class Scorer:
         """Points per explicit rule the lead meets now (fit to its persona, then BANT)."""
         points: dict[str, int] = {}
         fit, bant = self.scoring.explicit.fit, self.scoring.explicit.bant
-        profile = Profile(job_title=lead.job_title,
-                          industry=account.industry if account else None,
-                          company_size=account.company_size if account else None,
-                          region=account.region if account else None)
         if persona is not None:
-            criteria = persona.fit
-            title = (profile.job_title or "").lower()
-            if criteria.title_keywords and any(w.lower() in title
-                                               for w in criteria.title_keywords):
-                points["fit.title"] = fit.title
-            if criteria.industries and profile.industry and profile.industry.lower() in {
-                    i.lower() for i in criteria.industries}:
-                points["fit.industry"] = fit.industry
-            if criteria.company_size and profile.company_size is not None and \
-                    criteria.company_size.contains(profile.company_size):
-                points["fit.company_size"] = fit.company_size
-            if criteria.regions and profile.region and profile.region.upper() in {
-                    r.upper() for r in criteria.regions}:
-                points["fit.region"] = fit.region
+            for criterion in fit_criteria(profile_of(lead, account), persona):
+                points[f"fit.{criterion}"] = getattr(fit, criterion)
         if lead.bant_authority:
             points["bant.authority"] = bant.authority
         if lead.bant_need:
@@ -172,15 +156,8 @@ class Scorer:
                 implicit += value
             lines.append(ScoreLine(entry.kind, entry.rule_id, value, entry.delta,
                                    entry.created_at, entry.event_id))
-        return Score(explicit=explicit, implicit=implicit, fit=self.fit_letter(explicit),
+        return Score(explicit=explicit, implicit=implicit, fit=fit_grade(explicit, self.scoring),
                      engagement=self.engagement_digit(implicit), lines=tuple(lines))
-
-    def fit_letter(self, points: float) -> str:
-        grades = self.scoring.grades.fit
-        for letter in FIT_LETTERS[:-1]:
-            if points >= getattr(grades, letter):
-                return letter
-        return "D"
 
     def engagement_digit(self, points: float) -> str:
         grades = self.scoring.grades.engagement
