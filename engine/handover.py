@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from engine.clock import Clock
 from engine.config.compiler import CompiledConfig
 from engine.config.sla import FastLaneSignal, MqlRule
 from engine.errors import RipenError
@@ -74,7 +75,7 @@ class Explanation:
 
 class HandoverService:
     def __init__(self, *, uow: UowFactory, config: CompiledConfig, tokens: Tokens,
-                 renderer: Renderer, clock: Any, base_url: str) -> None:
+                 renderer: Renderer, clock: Clock, base_url: str) -> None:
         self.uow = uow
         self.config = config
         self.sla = config.sla
@@ -281,7 +282,7 @@ class HandoverService:
                           "explanation": _explanation_lines(score)},
                 "content_consumed": consumed,
                 "journey_history": history,
-                "buying_center": self.buying_center(uow, lead),
+                "buying_center": self.buying_center(uow, lead, now),
                 "links": {"accept": f"{self.base_url}/h/{token}",
                           "reject": f"{self.base_url}/h/{token}",
                           "api_accept": f"{self.base_url}/api/handovers/"
@@ -291,11 +292,11 @@ class HandoverService:
             },
         }
 
-    def buying_center(self, uow: UnitOfWork, lead: Lead) -> dict[str, Any] | None:
+    def buying_center(self, uow: UnitOfWork, lead: Lead,
+                      now: datetime) -> dict[str, Any] | None:
         """The other engaged contacts of the account, what they read, and the account score."""
         if lead.account_id is None:
             return None
-        now = self.clock()
         contacts = []
         total = 0.0
         for other in uow.leads_of_account(lead.account_id):

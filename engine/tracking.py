@@ -8,10 +8,11 @@ rendered and again when the pixel is fetched), at most once per mail, and weigh 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from engine.journeys import JourneyRuntime
-from engine.store.tables import Lead
+from engine.store.tables import Lead, TrackedLink
+from engine.store.uow import UnitOfWork
 from engine.tokens import Purpose, TokenInvalid, Tokens
 
 #: User agents of mail-security scanners and link pre-fetchers (clicks they make do not count).
@@ -39,16 +40,14 @@ def follow(runtime: JourneyRuntime, tokens: Tokens, token: str, *, user_agent: s
         link = uow.tracked_link(token_id)
         if link is None or link.kind == "open":
             raise TokenInvalid("the link is not valid")
-        mail = uow.outbox_by_key(link.outbox_key) if link.outbox_key else None
-        sent = mail.sent_at if mail is not None else None
+        too_soon = _within_scanner_window(uow, link, now)
     agent = (user_agent or "").lower()
-    scanner = any(marker in agent for marker in SCANNER_AGENTS) or \
-        (sent is not None and now - sent < SCANNER_WINDOW)
+    scanner = any(marker in agent for marker in SCANNER_AGENTS) or too_soon
     recorded = runtime.record_event(lead_id=link.lead_id, type="click",
-                                    content_id=link.content_id,
-                         source="mail", is_scanner=scanner,
-                         data={"link": link.token_id, "kind": link.kind, "ip": ip,
-                               "user_agent": user_agent})
+                                    content_id=link.content_id, source="mail",
+                                    is_scanner=scanner,
+                                    data={"link": link.token_id, "kind": link.kind, "ip": ip,
+                                          "user_agent": user_agent})
     return Click(link.url, scanner, recorded.handover_id if recorded else None)
 
 
@@ -64,12 +63,16 @@ def opened(runtime: JourneyRuntime, tokens: Tokens, token: str, *,
         lead = uow.session.get(Lead, link.lead_id)
         if lead is None or not lead.tracking_consent:
             return False  # consent withdrawn since the mail went out: not recorded
-        mail = uow.outbox_by_key(link.outbox_key) if link.outbox_key else None
-        sent = mail.sent_at if mail is not None else None
-    # Image proxies (Gmail) fetch for real readers, so only the delivery window marks a machine.
-    scanner = sent is not None and now - sent < SCANNER_WINDOW
+        # Image proxies (Gmail) fetch for real readers: only the delivery window marks a machine.
+        scanner = _within_scanner_window(uow, link, now)
     event = runtime.record_event(lead_id=link.lead_id, type="open", content_id=link.content_id,
                                  source="mail", is_scanner=scanner,
                                  idempotency_key=f"open:{link.token_id}",
                                  data={"user_agent": user_agent})
     return event is not None
+
+
+def _within_scanner_window(uow: UnitOfWork, link: TrackedLink, now: datetime) -> bool:
+    """Fetched within seconds of the mail's delivery: a machine, not a person reading."""
+    mail = uow.outbox_by_key(link.outbox_key) if link.outbox_key else None
+    return mail is not None and mail.sent_at is not None and now - mail.sent_at < SCANNER_WINDOW

@@ -28,15 +28,17 @@ class StageIn(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
+def push_handover(ripen: Ripen, handover_id: int | None, tasks: BackgroundTasks) -> None:
+    """A handover made by a request (fast lane) goes out right after the answer, not at the
+    next tick: its webhook, then the rep's mail."""
+    if handover_id is not None:
+        tasks.add_task(ripen.send_webhooks)
+        tasks.add_task(ripen.send_mail)
+
+
 def router(ripen: Ripen) -> APIRouter:
     api = APIRouter()
     service = ripen.handovers
-
-    def deliver_now(handover_id: int | None, tasks: BackgroundTasks) -> None:
-        """A fast-lane handover is pushed at once, not at the next tick."""
-        if handover_id is not None:
-            tasks.add_task(ripen.send_webhooks)
-            tasks.add_task(ripen.send_mail)
 
     # --- the fast lane ------------------------------------------------------------------
 
@@ -68,7 +70,7 @@ def router(ripen: Ripen) -> APIRouter:
             lead_id=lead.id, type="contact_request", source="fast_lane",
             data={"ip": client_ip(request, ripen.settings.trusted_proxies)},
             idempotency_key=f"fast-lane:{token[-43:]}")
-        deliver_now(recorded.handover_id if recorded else None, tasks)
+        push_handover(ripen, recorded.handover_id if recorded else None, tasks)
         return message("Vielen Dank!", "Ein Experte meldet sich in Kürze bei Ihnen.")
 
     # --- sales answers through signed links (from the rep's notification) ----------------

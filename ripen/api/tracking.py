@@ -16,6 +16,7 @@ from engine.bounces import Bounce, BounceKind, apply_bounces
 from engine.tokens import TokenExpired, TokenInvalid
 from engine.tracking import follow, opened
 from ripen.api.edge import client_ip, require_api_key
+from ripen.api.handover import push_handover
 from ripen.api.pages import message
 
 
@@ -65,9 +66,7 @@ def router(ripen: Ripen) -> APIRouter:
                             ip=client_ip(request, ripen.settings.trusted_proxies))
         except (TokenInvalid, TokenExpired):
             return message("Link ungültig", "Dieser Link ist nicht gültig.", status=404)
-        if result.handover_id is not None:  # fast-lane content: push the handover now
-            tasks.add_task(ripen.send_webhooks)
-            tasks.add_task(ripen.send_mail)
+        push_handover(ripen, result.handover_id, tasks)  # fast-lane content
         return RedirectResponse(result.url, status_code=302,
                                 headers={"Referrer-Policy": "no-referrer",
                                          "Cache-Control": "no-store"})
@@ -108,8 +107,7 @@ def router(ripen: Ripen) -> APIRouter:
             source="api", data={"page": body.page} if body.page else {},
             idempotency_key=body.idempotency_key)
         if recorded is not None and recorded.handover_id is not None:
-            tasks.add_task(ripen.send_webhooks)  # fast lane: at once, not at the next tick
-            tasks.add_task(ripen.send_mail)
+            push_handover(ripen, recorded.handover_id, tasks)
             return JSONResponse({"status": "recorded", "handover": True}, status_code=202)
         return JSONResponse({"status": "recorded"}, status_code=202)
 
