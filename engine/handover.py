@@ -384,11 +384,10 @@ class HandoverService:
                           data={"handover": handover.public_id, "reason": reason,
                                 "note": (note or "")[:500]}, occurred_at=now,
                           recorded_at=now))
-            if any("handover.answered" in e.events for e in self.sla.webhooks):
-                self._webhooks(uow, handover, "handover.answered", {
-                    "type": "handover.answered", "timestamp": now.isoformat(),
-                    "data": {"handover_id": handover.public_id, "status": handover.status,
-                             "reason": reason}}, now)
+            self._webhooks(uow, handover, "handover.answered", {
+                "type": "handover.answered", "timestamp": now.isoformat(),
+                "data": {"handover_id": handover.public_id, "status": handover.status,
+                         "reason": reason}}, now)
             uow.commit()
             return handover
 
@@ -429,6 +428,10 @@ class HandoverService:
             handover.status = "closed"
             handover.outcome = outcome
             uow.add(handover)
+            self._webhooks(uow, handover, "handover.closed", {
+                "type": "handover.closed", "timestamp": now.isoformat(),
+                "data": {"handover_id": handover.public_id, "status": "closed",
+                         "outcome": outcome, "lead": lead.public_id}}, now)
         rule = self.sla.outcomes.get(outcome)  # type: ignore[call-overload]
         if outcome == "won":
             lead.sales_stage = None

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
+from svix.webhooks import Webhook as SvixWebhook
 
 
 @dataclass
@@ -44,8 +45,11 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hooks/ripen"
 
     def verified(self) -> list[Any]:
-        """Every request verified with the standardwebhooks library, as a CRM would."""
-        hook = Webhook(self.secret)
+        """Every request verified as a CRM would: with the standardwebhooks library and with
+        Svix's SDK (each raises on a bad signature or a stale timestamp)."""
+        hook, svix = Webhook(self.secret), SvixWebhook(self.secret)
+        for request in self.requests:
+            svix.verify(request.body, dict(request.headers))
         return [hook.verify(r.body, r.headers) for r in self.requests]
 
     def ids(self) -> list[str]:

@@ -103,7 +103,8 @@ class Routing(Frozen):
     )
 
 
-WebhookEvent = Literal["handover.created", "handover.escalated", "handover.answered"]
+WebhookEvent = Literal["handover.created", "handover.escalated", "handover.answered",
+                       "handover.closed"]
 
 
 def _created_only() -> list[WebhookEvent]:

@@ -68,6 +68,10 @@ class Lead(SQLModel, table=True):
     qualify_at: datetime | None = _when(nullable=True, index=True)
     source: str | None = Field(default=None, max_length=40)
     campaign: str | None = Field(default=None, max_length=120)
+    # An existing customer (imported): the after-sales journey and the stage (AFS, WIK,
+    # CUS) it enters once the address is confirmed.
+    customer_journey: str | None = Field(default=None, max_length=80)
+    customer_stage: str | None = Field(default=None, max_length=3)
     bant_authority: bool = False
     bant_need: bool = False
     bant_budget: bool = False

@@ -61,7 +61,8 @@ def app(migrated: Engine, smtp: Smtp, receiver: Receiver, tmp_path: Path) -> Rip
         "url: https://crm.example.com/hooks/ripen",
         f"url: {receiver.url}\n    allow_private: true\n    timeout_seconds: 1").replace(
         "events: [handover.created, handover.escalated]",
-        "events: [handover.created, handover.escalated, handover.answered]"))
+        "events: [handover.created, handover.escalated, handover.answered, "
+        "handover.closed]"))
     _, port = smtp
     settings = load_settings(mail_url=f"smtp://127.0.0.1:{port}?starttls=no",
                              public_base_url="https://ripen.example", api_keys=[API_KEY],
@@ -217,9 +218,10 @@ def test_mql_reject_recycle_ripen_again_accept_won_after_sales(app: Ripen, smtp:
     assert enrollments(app)[-1] == ("after-sales", "AFS", "active", None)
     assert [h.outcome for h in _handovers(app)] == [None, "won"]
     app.send_webhooks()  # what the next tick's send-webhooks task does
-    events = [p["type"] for p in receiver.verified()]
-    assert events == ["handover.created", "handover.answered", "handover.created",
-                      "handover.answered"]
+    events = [(p["type"], p["data"].get("outcome")) for p in receiver.verified()]
+    assert events == [("handover.created", None), ("handover.answered", None),
+                      ("handover.created", None), ("handover.answered", None),
+                      ("handover.closed", "won")]
 
 
 def test_sales_answers_are_checked(app: Ripen, smtp: Smtp) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from standardwebhooks.webhooks import Webhook
+from svix.webhooks import Webhook as SvixWebhook
+from svix.webhooks import WebhookVerificationError
 
 from engine.webhooks import BadSecret, new_secret, refused_address, sign
 
@@ -26,6 +28,19 @@ def test_during_rotation_both_signatures_are_sent_and_either_key_verifies() -> N
                "webhook-signature": header}
     for secret in (old, new):
         assert Webhook(secret).verify('{"a":1}', headers) == {"a": 1}
+
+
+def test_svix_verifies_our_signature_and_refuses_a_tampered_body() -> None:
+    import time
+
+    secret, stamp = new_secret(), int(time.time())
+    headers = {"webhook-id": "msg_2", "webhook-timestamp": str(stamp),
+               "webhook-signature": sign([secret], "msg_2", stamp, '{"lead":"x"}')}
+    SvixWebhook(secret).verify('{"lead":"x"}', dict(headers))  # raises when it does not verify
+    with pytest.raises(WebhookVerificationError):
+        SvixWebhook(secret).verify('{"lead":"y"}', dict(headers))
+    with pytest.raises(WebhookVerificationError):
+        SvixWebhook(new_secret()).verify('{"lead":"x"}', dict(headers))
 
 
 @pytest.mark.parametrize(("secret", "reason"), [
