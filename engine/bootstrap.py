@@ -22,6 +22,7 @@ from engine.handover import HandoverService
 from engine.journeys import JourneyRuntime
 from engine.mail.render import Renderer
 from engine.outbox import Sender, deliver
+from engine.profile import Profiles
 from engine.settings import Settings, load_settings
 from engine.store import database
 from engine.store.uow import UnitOfWork
@@ -64,7 +65,9 @@ class Ripen:
             uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
             clock=self.clock, base_url=self.settings.public_base_url,
             check_deliverability=self.settings.check_deliverability,
-            on_confirmed=self.journeys.enroll_confirmed)
+            on_confirmed=self.journeys.enroll_confirmed,
+            on_customer=self.journeys.enroll_customer)
+        self.profiles = Profiles(uow=self.uow, handovers=self.handovers, clock=self.clock)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db)

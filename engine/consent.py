@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
+from engine.accounts import AccountFacts, attach_account
 from engine.addresses import InvalidAddress, address_hash, normalise_email
 from engine.clock import Clock
 from engine.config.compiler import CompiledConfig
@@ -25,7 +26,7 @@ from engine.config.consent import ConsentText
 from engine.errors import RipenError
 from engine.mail.message import check_header, new_message_id
 from engine.mail.render import Renderer
-from engine.store.tables import Account, ConsentRecord, Event, Lead, MailOutbox, SignupAttempt
+from engine.store.tables import ConsentRecord, Event, Lead, MailOutbox, SignupAttempt
 from engine.store.uow import UnitOfWork, UowFactory
 from engine.tokens import Purpose, TokenExpired, TokenInvalid, Tokens
 
@@ -72,6 +73,10 @@ class SignUp:
     campaign: str | None = None
     persona: str | None = None
     content: str | None = None  # the content item the form offered: it implies the stage
+    account: AccountFacts = field(default_factory=AccountFacts)  # the company's facts
+    # An existing customer: the after-sales journey (and its stage) to enter once confirmed.
+    customer_journey: str | None = None
+    customer_stage: str | None = None
     form: str = "web-form"
     by_the_person: bool = True  # the person asked (form); False for imports and API pushes
     ip: str | None = None
@@ -114,9 +119,11 @@ class ConsentService:
     def __init__(self, *, uow: UowFactory, config: CompiledConfig, tokens: Tokens,
                  renderer: Renderer, clock: Clock, base_url: str,
                  check_deliverability: bool = False,
-                 on_confirmed: Callable[[UnitOfWork, Lead, datetime], object] | None = None
+                 on_confirmed: Callable[[UnitOfWork, Lead, datetime], object] | None = None,
+                 on_customer: Callable[[UnitOfWork, Lead, datetime], object] | None = None
                  ) -> None:
         self.on_confirmed = on_confirmed
+        self.on_customer = on_customer
         self.uow = uow
         self.config = config
         self.tokens = tokens
@@ -148,7 +155,19 @@ class ConsentService:
             lead = uow.lead_by_email(email)
             if lead is not None and lead.status == "confirmed":
                 _merge_profile(lead, request, now)
+                attach_account(uow, lead, request.company, request.account, now,
+                               overwrite=False)
+                lead.qualify_at = now  # what changed is scored on the next tick
                 uow.add(lead)
+                if request.customer_journey is not None:
+                    if lead.sales_stage is not None:
+                        raise ConsentError(
+                            f"this lead is with sales (stage {lead.sales_stage}); when sales "
+                            "closes it as won it enters after-sales")
+                    _mark_customer(lead, request)
+                    uow.flush()
+                    if self.on_customer is not None:
+                        self.on_customer(uow, lead, now)
                 uow.commit()
                 return SignUpResult(Answer.ACCEPTED, LeadState.CONFIRMED)
 
@@ -159,13 +178,9 @@ class ConsentService:
                             source=request.source, campaign=request.campaign)
             lead.status = "pending"
             _merge_profile(lead, request, now)
-            if request.company and lead.account_id is None:
-                account = uow.account_by_name(request.company)
-                if account is None:
-                    account = Account(name=request.company, created_at=now)
-                    uow.add(account)
-                    uow.flush()
-                lead.account_id = account.id
+            attach_account(uow, lead, request.company, request.account, now, overwrite=False)
+            if request.customer_journey is not None:
+                _mark_customer(lead, request)
             if lead.doi_nonce is None or lead.doi_requested_at is None or \
                     now - lead.doi_requested_at > self.config.consent.doi.link_valid_for:
                 lead.doi_nonce = secrets.token_urlsafe(16)
@@ -230,6 +245,10 @@ class ConsentService:
                                + ", ".join(sorted(unknown)))
         if request.content is not None and request.content not in self.config.content:
             raise ConsentError(f'unknown content "{request.content[:80]}"')
+        if request.account and not request.company:
+            raise ConsentError("industry, company size and region need the company name")
+        if request.customer_journey is not None:
+            self.check_customer(request.customer_journey, request.customer_stage)
         if "phone" in request.purposes and not request.phone:
             raise ConsentError("phone consent needs a phone number")
         for name in ("first_name", "last_name", "company", "job_title", "phone", "campaign"):
@@ -239,6 +258,18 @@ class ConsentService:
                 if len(value) > 200:
                     raise ConsentError(f"{name} is too long (at most 200 characters)")
         return text
+
+    def check_customer(self, journey_id: str, stage: str | None) -> None:
+        """ConsentError unless ``journey_id`` is an after-sales journey with ``stage``."""
+        journey = self.config.journeys.get(journey_id)
+        if journey is None or journey.model.kind != "after_sales":
+            known = [j.id for j in self.config.journeys.values() if j.model.kind == "after_sales"]
+            raise ConsentError(f'"{journey_id[:80]}" is not an after-sales journey; use one '
+                               f"of: {', '.join(known) or '(none)'}")
+        stages = [s.value for s in journey.entry]
+        if stage is not None and stage not in stages:
+            raise ConsentError(f'journey {journey.id} has no stage "{stage[:10]}"; use one of: '
+                               + ", ".join(stages))
 
     def _doi_mail(self, uow: UnitOfWork, lead: Lead, now: datetime, *,
                   reminder: bool) -> MailOutbox:
@@ -445,6 +476,11 @@ def _merge_profile(lead: Lead, request: SignUp, now: datetime) -> None:
         lead.persona_id = request.persona
     lead.language = request.language or lead.language
     lead.updated_at = now
+
+
+def _mark_customer(lead: Lead, request: SignUp) -> None:
+    lead.customer_journey = request.customer_journey
+    lead.customer_stage = request.customer_stage
 
 
 def _clip(value: str | None, length: int) -> str | None:

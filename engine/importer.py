@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.accounts import AccountFacts, ProfileError
 from engine.addresses import InvalidAddress
 from engine.consent import Answer, ConsentError, ConsentService, LeadState, SignUp
 from engine.errors import RipenError
 from engine.mail.message import HeaderInjection
 
 COLUMNS = {"email", "first_name", "last_name", "company", "job_title", "phone", "language",
-           "campaign", "persona", "consent_purposes"}
+           "campaign", "persona", "consent_purposes", "industry", "company_size", "region",
+           "customer_stage"}
 MAX_FIELD = 1000          # longer values are refused per row, with the reason
 MAX_FIELD_READ = 1 << 20  # longer than this and the file itself is refused
 MAX_ROWS = 1_000_000
@@ -88,8 +90,12 @@ def _row_problem(row: dict[str, str]) -> str | None:
 
 
 def import_csv(path: Path, service: ConsentService, *, source: str, consent_version: str,
-               campaign: str | None = None,
+               campaign: str | None = None, customers: str | None = None,
+               stage: str | None = None,
                progress: Callable[[int], None] | None = None) -> ImportSummary:
+    """Each row signs up as from a form (double opt-in). With ``customers`` (an after-sales
+    journey) the rows are existing customers: once confirmed they enter that journey at
+    ``stage`` or the row's ``customer_stage`` (AFS, WIK, CUS) instead of nurturing."""
     summary = ImportSummary()
     for number, row in read_rows(path):
         if progress:
@@ -100,7 +106,14 @@ def import_csv(path: Path, service: ConsentService, *, source: str, consent_vers
             continue
         purposes = {p.strip() for p in (row.get("consent_purposes") or "email_marketing")
                     .replace(";", " ").replace(",", " ").split() if p.strip()}
+        if row.get("customer_stage") and customers is None:
+            summary.refused.append((number, "customer_stage is set but the import is not of "
+                                            "customers (--customers JOURNEY)"))
+            continue
         try:
+            facts = AccountFacts.checked(industry=row.get("industry") or None,
+                                         company_size=row.get("company_size") or None,
+                                         region=row.get("region") or None)
             result = service.sign_up(SignUp(
                 email=row.get("email", ""), source=source, consent_version=consent_version,
                 purposes=frozenset(purposes), first_name=row.get("first_name") or None,
@@ -108,8 +121,11 @@ def import_csv(path: Path, service: ConsentService, *, source: str, consent_vers
                 job_title=row.get("job_title") or None, phone=row.get("phone") or None,
                 language=row.get("language") or "de",
                 campaign=row.get("campaign") or campaign, persona=row.get("persona") or None,
-                form=f"import:{path.name}", by_the_person=False))
-        except (InvalidAddress, ConsentError, HeaderInjection) as exc:
+                form=f"import:{path.name}", by_the_person=False, account=facts,
+                customer_journey=customers,
+                customer_stage=(row.get("customer_stage") or stage or "").upper() or None
+                if customers else None))
+        except (InvalidAddress, ConsentError, HeaderInjection, ProfileError) as exc:
             summary.refused.append((number, str(exc)))
             continue
         if result.answer is Answer.RATE_LIMITED:

@@ -114,7 +114,10 @@ class JourneyRuntime:
     # --- enrollment ---------------------------------------------------------------------
 
     def enroll_confirmed(self, uow: UnitOfWork, lead: Lead, now: datetime) -> Enrollment | None:
-        """A newly confirmed lead enters the journey of its persona (a form choice wins)."""
+        """A newly confirmed lead enters the journey of its persona (a form choice wins);
+        an existing customer enters its after-sales journey."""
+        if lead.customer_journey is not None:
+            return self.enroll_customer(uow, lead, now)
         persona_id = lead.persona_id
         if persona_id not in self.config.personas:
             account = uow.session.get(Account, lead.account_id) if lead.account_id else None
@@ -131,6 +134,20 @@ class JourneyRuntime:
             return None
         return self.enroll(uow, lead, journey, now=now,
                            stage=self.implied_stage(uow, lead, journey))
+
+    def enroll_customer(self, uow: UnitOfWork, lead: Lead, now: datetime) -> Enrollment | None:
+        """An existing customer leaves nurturing and enters its after-sales journey (AFS,
+        WIK or CUS, as marked; the journey's first stage otherwise)."""
+        assert lead.id is not None
+        journey = self.config.journeys.get(lead.customer_journey or "")
+        if journey is None or lead.sales_stage is not None:
+            return None  # with sales: a won close starts after-sales (config/sla.yaml)
+        previous = uow.last_enrollment(lead.id, journey.id)
+        if previous is not None and previous.status in ("active", "paused"):
+            return None  # already there
+        uow.end_enrollments(lead.id, "became_customer", now)
+        stage = JourneyStage(lead.customer_stage) if lead.customer_stage else None
+        return self.enroll(uow, lead, journey, now=now, stage=stage)
 
     def implied_stage(self, uow: UnitOfWork, lead: Lead,
                       journey: CompiledJourney) -> JourneyStage | None:

@@ -327,27 +327,40 @@ def _ripen() -> Iterator[Ripen]:
 def import_leads(
     file: Annotated[Path, typer.Argument(help="CSV with an `email` column; optional: "
                                          "first_name, last_name, company, job_title, phone, "
-                                         "language, campaign, persona, consent_purposes")],
+                                         "language, campaign, persona, consent_purposes, "
+                                         "industry, company_size, region, customer_stage")],
     source: Annotated[str, typer.Option(help="Where the leads came from: " +
                                         ", ".join(LEAD_SOURCES))],
     campaign: Annotated[str | None, typer.Option(help="Campaign for rows without one")] = None,
     consent_version: Annotated[str | None, typer.Option(
         help="Consent text version the leads agreed to [default: current]",
         show_default=False)] = None,
+    customers: Annotated[str | None, typer.Option(
+        help="The rows are existing customers: once confirmed they enter this after-sales "
+             "journey (e.g. after-sales) instead of nurturing", show_default=False)] = None,
+    stage: Annotated[str | None, typer.Option(
+        help="With --customers: the stage they start at (AFS, WIK or CUS) for rows without "
+             "a customer_stage [default: the journey's first]", show_default=False)] = None,
 ) -> None:
-    """Import leads from CSV; each gets a confirmation mail (double opt-in)."""
+    """Import leads (or, with --customers, existing customers) from CSV; each gets a
+    confirmation mail (double opt-in) unless already confirmed."""
     from rich.progress import BarColumn, Progress, TextColumn
 
     from engine.importer import import_csv, read_rows
 
     if source not in LEAD_SOURCES:
         raise RipenError(f'--source "{source}" is not one of: {", ".join(LEAD_SOURCES)}')
+    if stage is not None and customers is None:
+        raise RipenError("--stage needs --customers JOURNEY (the stage of that journey)")
     total = sum(1 for _ in read_rows(file))
     with _ripen() as ripen_app, Progress(TextColumn("{task.description}"), BarColumn(),
                                          TextColumn("{task.completed}/{task.total} rows"),
                                          console=out) as progress:
+        if customers is not None:
+            ripen_app.consent.check_customer(customers, stage.upper() if stage else None)
         task = progress.add_task(f"importing {file.name}", total=total)
         summary = import_csv(file, ripen_app.consent, source=source, campaign=campaign,
+                             customers=customers, stage=stage.upper() if stage else None,
                              consent_version=consent_version or ripen_app.config.consent.current,
                              progress=lambda _line: progress.advance(task))
         sent = ripen_app.send_mail(summary.confirmation_mails) if summary.confirmation_mails \

@@ -393,6 +393,14 @@ class UnitOfWork:
         return self.session.exec(select(Lead).where(Lead.account_id == account_id)
                                  .order_by(col(Lead.id)).limit(200)).all()
 
+    def qualify_account(self, account_id: int, now: datetime, *, besides: int) -> None:
+        """Mark the confirmed contacts of an account (but one) for scoring on the next tick."""
+        self.session.execute(
+            update(Lead)
+            .where(col(Lead.account_id) == account_id, col(Lead.id) != besides,
+                   col(Lead.status) == "confirmed")
+            .values(qualify_at=now))
+
     def handover_by_public_id(self, public_id: str) -> Handover | None:
         return self.session.exec(select(Handover).where(
             Handover.public_id == public_id).with_for_update()).first()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import FormData
 
+from engine.accounts import AccountFacts, ProfileError
 from engine.addresses import InvalidAddress
 from engine.bootstrap import Ripen
 from engine.consent import Answer, Confirmation, ConsentError, SignUp, SignUpResult
@@ -22,7 +23,8 @@ ACCEPTED_JSON = {"status": "accepted",
                  "message": "If the address can receive mail, a confirmation link is on its way."}
 MAX_BODY = 64 * 1024
 TEXT_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "phone",
-               "campaign", "persona", "consent_version", "language", "source", "content")
+               "campaign", "persona", "consent_version", "language", "source", "content",
+               "industry", "company_size", "region")
 
 
 def router(ripen: Ripen) -> APIRouter:
@@ -198,6 +200,8 @@ def _sign_up(values: dict[str, Any], *, source: str, form: str, request: Request
     texts = {}
     for name in TEXT_FIELDS:
         value = values.get(name)
+        if name == "company_size" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # JSON may send the number as a number
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{name} must be text")
         texts[name] = value.strip() if isinstance(value, str) and value.strip() else None
@@ -210,8 +214,13 @@ def _sign_up(values: dict[str, Any], *, source: str, form: str, request: Request
     content = texts["content"]  # the item the form offered (a gated download, a checklist)
     if content is not None and content not in ripen.config.content:
         raise ValueError(f'unknown content "{content[:80]}"')
+    try:
+        facts = AccountFacts.checked(industry=texts["industry"],
+                                     company_size=texts["company_size"], region=texts["region"])
+    except ProfileError as exc:
+        raise ValueError(str(exc)) from None
     return SignUp(
-        email=texts["email"] or "", source=source,
+        account=facts, email=texts["email"] or "", source=source,
         consent_version=texts["consent_version"] or ripen.config.consent.current,
         purposes=frozenset(purposes), first_name=texts["first_name"],
         last_name=texts["last_name"], company=texts["company"], job_title=texts["job_title"],

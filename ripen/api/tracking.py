@@ -106,10 +106,10 @@ def router(ripen: Ripen) -> APIRouter:
             lead_id=lead.id, type=body.type, content_id=body.content_id, occurred_at=occurred,
             source="api", data={"page": body.page} if body.page else {},
             idempotency_key=body.idempotency_key)
-        if recorded is not None and recorded.handover_id is not None:
-            push_handover(ripen, recorded.handover_id, tasks)
-            return JSONResponse({"status": "recorded", "handover": True}, status_code=202)
-        return JSONResponse({"status": "recorded"}, status_code=202)
+        handover = recorded.handover_id if recorded is not None else None
+        push_handover(ripen, handover, tasks)
+        return JSONResponse({"status": "recorded", "handover": handover is not None},
+                            status_code=202)
 
     @api.post("/api/bounces", tags=["tracking"])
     def bounces(body: BouncesIn, request: Request) -> JSONResponse:

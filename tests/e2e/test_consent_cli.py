@@ -79,6 +79,32 @@ def test_import_refuses_huge_fields_and_unknown_sources(tmp_path: Path) -> None:
     assert wrong.stderr.startswith('error: --source "fax" is not one of: website,')
 
 
+def test_import_of_existing_customers_names_their_journey_and_stage(tmp_path: Path) -> None:
+    """--customers JOURNEY [--stage]: rows marked for after-sales; wrong names refused first."""
+    env = _env(tmp_path)
+    path = _csv(tmp_path, "email,company,industry\nkunde@example.com,Kunde AG,automotive\n")
+    result = ripen("import", str(path), "--source", "import", "--customers", "after-sales",
+                   "--stage", "wik", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "imported 1, merged 0, refused 0, confirmation mails sent 1" in result.stdout
+    app = bootstrap(load_settings(database_url=env["RIPEN_DATABASE_URL"]))
+    try:
+        with app.uow() as uow:
+            lead = uow.lead_by_email("kunde@example.com")
+    finally:
+        app.dispose()
+    assert lead is not None
+    assert (lead.customer_journey, lead.customer_stage, lead.status) == (
+        "after-sales", "WIK", "pending")
+    wrong = ripen("import", str(path), "--source", "import", "--customers", "praxisbrief",
+                  env=env)
+    assert (wrong.returncode, wrong.stderr) == (
+        1, 'error: "praxisbrief" is not an after-sales journey; use one of: after-sales\n')
+    lonely = ripen("import", str(path), "--source", "import", "--stage", "WIK", env=env)
+    assert (lonely.returncode, lonely.stderr) == (
+        1, "error: --stage needs --customers JOURNEY (the stage of that journey)\n")
+
+
 def test_consent_proof_prints_and_writes_html(tmp_path: Path) -> None:
     """The ledger in the terminal, and a printable HTML file with the text as shown."""
     env = _env(tmp_path)

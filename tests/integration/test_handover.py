@@ -74,7 +74,7 @@ def app(migrated: Engine, smtp: Smtp, receiver: Receiver, tmp_path: Path) -> Rip
 
 def _signed_up(app: Ripen, sink: SmtpSink, email: str, **fields: Any) -> None:
     web = client(app)
-    web.post("/subscribe", data=form(email, persona="monika-marketing", **fields))
+    web.post("/subscribe", data=form(email, **{"persona": "monika-marketing", **fields}))
     web.post(confirm_path(sink.parsed()[-1]))
 
 
@@ -437,3 +437,122 @@ class _Same:
 
     def __exit__(self, *args: object) -> None:
         return None
+
+
+# --- profile and BANT from the CRM; the fast-lane signal -------------------------------------
+
+def test_a_pricing_page_visit_hands_over_a_well_fitting_lead_at_once(
+        app: Ripen, smtp: Smtp, receiver: Receiver) -> None:
+    """The configured signal (visit /preise with fit ≥ B) needs fit: first it does nothing;
+    after the CRM sets the company's industry and size it hands the lead over at once."""
+    sink, _ = smtp
+    _signed_up(app, sink, "peter@example.com", persona="peter-produktionsleiter",
+               job_title="Produktionsleiter", company="Stahlbau Nord GmbH")
+    web = client(app)
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    visit = {"email": "peter@example.com", "type": "visit", "page": "/preise"}
+    assert web.post("/api/events", headers=headers, json=visit).json() == {
+        "status": "recorded", "handover": False}  # title only: 30 points, fit C
+    lead = _lead(app, "peter@example.com")
+
+    profile = web.post(f"/api/leads/{lead.public_id}/profile", headers=headers,
+                       json={"industry": "automotive", "company_size": 450, "region": "de"})
+    assert profile.status_code == 200, profile.text
+    assert profile.json()["grade"][0] == "A"  # 30 + 25 + 20 + 10 points
+    assert profile.json()["handover"] is None  # fit alone is no MQL
+    app.clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
+    answer = web.post("/api/events", headers=headers, json=visit)
+    assert answer.json() == {"status": "recorded", "handover": True}
+    [handover] = _handovers(app)
+    assert handover.reason == "fast_lane"
+    [payload] = receiver.verified()  # pushed right after the request
+    assert payload["data"]["reason_detail"] == "signal visit /preise"
+    explained = app.handovers.explain("peter@example.com")
+    assert explained is not None
+    rules = {line.rule_id for line in explained.score.lines if line.kind == "explicit"}
+    assert rules == {"fit.title", "fit.industry", "fit.company_size", "fit.region"}
+
+
+def test_bant_from_a_qualification_call_is_scored_and_can_make_an_mql(
+        app: Ripen, smtp: Smtp, receiver: Receiver) -> None:
+    """Engaged but fit C: no MQL. BANT and the industry from a call make it fit A → MQL."""
+    sink, _ = smtp
+    _signed_up(app, sink, "bant@example.com", persona="peter-produktionsleiter",
+               job_title="Werkleiter", company="Gießerei Süd AG")
+    web = client(app)
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    for content in ("pp-mes-einfuehrung-guide", "pp-shopfloor-video", "pp-mes-vergleich"):
+        web.post("/api/events", headers=headers, json={
+            "email": "bant@example.com", "type": "download", "content_id": content})
+    before = app.handovers.explain("bant@example.com")
+    assert before is not None
+    assert (before.score.fit, before.score.implicit >= 60) == ("C", True)
+    assert _handovers(app) == []
+    lead = _lead(app, "bant@example.com")
+    url = f"/api/leads/{lead.public_id}/profile"
+    bant = web.post(url, headers=headers, json={
+        "bant_authority": True, "bant_need": True, "bant_budget": True,
+        "bant_timeline_months": 6})
+    assert (bant.json()["grade"][0], bant.json()["handover"]) == ("C", None)  # 30 + 15
+    answer = web.post(url, headers=headers, json={"industry": "metalworking"})
+    assert answer.status_code == 200, answer.text
+    [handover] = _handovers(app)
+    assert (answer.json()["handover"], handover.reason) == (handover.public_id, "threshold")
+    after = app.handovers.explain("bant@example.com")
+    assert after is not None
+    explicit = {line.rule_id: line.delta for line in after.score.lines
+                if line.kind == "explicit"}
+    assert explicit == {"fit.title": 30, "fit.industry": 25, "bant.authority": 5,
+                        "bant.need": 5, "bant.budget": 3, "bant.timeline": 2}
+    [payload] = receiver.verified()
+    assert payload["data"]["reason_detail"].startswith("MQL rule 1: fit A ≥ B, engagement ")
+    # Taking a flag back writes the difference, not a new total.
+    web.post(url, headers=headers, json={"bant_budget": False})
+    later = app.handovers.explain("bant@example.com")
+    assert later is not None
+    assert [(line.rule_id, line.delta) for line in later.score.lines
+            if line.rule_id == "bant.budget"] == [("bant.budget", 3), ("bant.budget", -3)]
+
+
+def test_profile_changes_are_checked(app: Ripen, smtp: Smtp) -> None:
+    sink, _ = smtp
+    _signed_up(app, sink, "solo@example.com")  # no company
+    lead = _lead(app, "solo@example.com")
+    web = client(app)
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    url = f"/api/leads/{lead.public_id}/profile"
+    assert web.post(url, json={"region": "DE"}).status_code == 401
+    assert web.post("/api/leads/nobody/profile", headers=headers,
+                    json={"region": "DE"}).status_code == 404
+    no_company = web.post(url, headers=headers, json={"industry": "automotive"})
+    assert (no_company.status_code, no_company.json()["error"]) == (
+        422, "industry, company size and region belong to the lead's company: give the "
+             "company name too")
+    for bad in ({"region": "Deutschland"}, {"company_size": 0}, {"color": "blue"},
+                {"job_title": "CEO\r\nBcc: all@example.com"}, {}):
+        assert web.post(url, headers=headers, json=bad).status_code == 422, bad
+    assert _lead(app, "solo@example.com").job_title is None  # nothing changed
+    ok = web.post(url, headers=headers, json={"company": "Solo GmbH", "region": "AT"})
+    assert ok.status_code == 200
+    with app.uow() as uow:
+        account = uow.account_by_name("Solo GmbH")
+    assert account is not None
+    assert (account.region, _lead(app, "solo@example.com").account_id) == ("AT", account.id)
+
+
+def test_a_company_change_marks_its_other_contacts_for_scoring(app: Ripen, smtp: Smtp) -> None:
+    sink, _ = smtp
+    for email in ("a@werk.example", "b@werk.example"):
+        _signed_up(app, sink, email, persona="peter-produktionsleiter",
+                   job_title="Produktionsleiter", company="Werk AG")
+    app.handovers.qualify_due()
+    assert _lead(app, "b@werk.example").qualify_at is None
+    first = _lead(app, "a@werk.example")
+    client(app).post(f"/api/leads/{first.public_id}/profile",
+                     headers={"authorization": f"Bearer {API_KEY}"},
+                     json={"industry": "automotive", "company_size": 300})
+    assert _lead(app, "b@werk.example").qualify_at is not None
+    app.handovers.qualify_due()
+    colleague = app.handovers.explain("b@werk.example")
+    assert colleague is not None
+    assert colleague.score.fit == "A"  # title 30 + industry 25 + size 20
