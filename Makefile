@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check install lock clean chromium
+.PHONY: run test lint typecheck check install lock clean chromium bench
 
 ## make run: install if needed, migrate, serve the API on localhost:8000 and run the scheduler
 run: $(STAMP)
@@ -13,6 +13,10 @@ run: $(STAMP)
 ## make test: the whole test suite (SQLite; PostgreSQL too when RIPEN_TEST_DATABASE_URL is set)
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make bench: every benchmark scenario on SQLite and PostgreSQL (figures printed and in bench/results.json)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## Debian's Chromium for the browser tests (Playwright cannot download its own browser here)
 chromium:

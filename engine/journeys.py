@@ -229,6 +229,7 @@ class JourneyRuntime:
                         self._end(enrollment, step.exit, now)
                         report.counts["exited"] += 1
                     uow.add(enrollment)
+                context.write()
                 uow.commit()
             if len(batch) < limit:
                 return report
@@ -257,10 +258,10 @@ class JourneyRuntime:
                     content: ContentItem) -> None:
         assert lead.id is not None
         assert lead.email is not None
-        now, uow = batch.now, batch.uow
+        now = batch.now
         key = f"journey:{journey.id}@{journey.version}:{step.id}:{lead.id}"
         offer = self.config.content.get(step.send.fast_lane_offer or "")
-        links = {item.id: self._link(uow, lead.id, item, key, now)
+        links = {item.id: self._link(batch, lead.id, item, key)
                  for item in (content, offer) if item is not None}
         persona = self.config.personas.get(lead.persona_id or "")
         account = batch.accounts.get(lead.account_id) if lead.account_id else None
@@ -270,8 +271,9 @@ class JourneyRuntime:
         pixel = None
         if lead.tracking_consent:  # opens are tracked only with the lead's consent
             token_id = secrets.token_urlsafe(12)
-            uow.add(TrackedLink(token_id=token_id, lead_id=lead.id, content_id=content.id,
-                                kind="open", url="", outbox_key=key, created_at=now))
+            batch.links.append({"token_id": token_id, "lead_id": lead.id,
+                                "content_id": content.id, "kind": "open", "url": "",
+                                "outbox_key": key, "created_at": now})
             pixel = f"{self.base_url}/o/{self.tokens.dumps(Purpose.OPEN, token_id, now=now)}.gif"
         context = marketing_context(
             subject=subject,
@@ -284,23 +286,22 @@ class JourneyRuntime:
             unsubscribe_url=f"{self.base_url}/u/{unsubscribe}", identity=self.config.mail,
             open_pixel_url=pixel)
         html, text = self.renderer.render(step.send.template, context)
-        uow.add(MailOutbox(
-            idempotency_key=key, lead_id=lead.id, kind="marketing", category="nurture",
-            to_address=lead.email, subject=subject,
-            message_id=new_message_id(self.config.mail.message_id_domain),
-            body_html=html, body_text=text,
-            headers={"List-Unsubscribe": f"<{self.base_url}/u/{unsubscribe}>",
-                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-            created_at=now))
-        uow.add(SentContent(lead_id=lead.id, content_id=content.id, journey_id=journey.id,
-                            step_id=step.id, sent_at=now))
+        batch.mails.append({
+            "idempotency_key": key, "lead_id": lead.id, "kind": "marketing",
+            "category": "nurture", "to_address": lead.email, "subject": subject,
+            "message_id": new_message_id(self.config.mail.message_id_domain),
+            "body_html": html, "body_text": text,
+            "headers": {"List-Unsubscribe": f"<{self.base_url}/u/{unsubscribe}>",
+                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            "created_at": now})
+        batch.sent_rows.append({"lead_id": lead.id, "content_id": content.id,
+                                "journey_id": journey.id, "step_id": step.id, "sent_at": now})
 
-    def _link(self, uow: UnitOfWork, lead_id: int, item: ContentItem, key: str,
-              now: datetime) -> str:
-        token_id = secrets.token_urlsafe(12)
-        uow.add(TrackedLink(token_id=token_id, lead_id=lead_id, content_id=item.id,
-                            kind="fast_lane_content" if item.fast_lane else "content",
-                            url=str(item.url), outbox_key=key, created_at=now))
+    def _link(self, batch: _Batch, lead_id: int, item: ContentItem, key: str) -> str:
+        token_id, now = secrets.token_urlsafe(12), batch.now
+        batch.links.append({"token_id": token_id, "lead_id": lead_id, "content_id": item.id,
+                            "kind": "fast_lane_content" if item.fast_lane else "content",
+                            "url": str(item.url), "outbox_key": key, "created_at": now})
         return f"{self.base_url}/c/{self.tokens.dumps(Purpose.CLICK, token_id, now=now)}"
 
     def _branch(self, batch: _Batch, journey: CompiledJourney, step: BranchStep,
@@ -516,3 +517,13 @@ class _Batch:
             if runtime._cap_window else {}
         self.accounts = uow.accounts_by_id(lead.account_id for lead in leads.values()
                                            if lead.account_id is not None)
+        # Rows written in bulk at the end of the batch (thousands per tick: no ORM objects).
+        self.mails: list[dict[str, Any]] = []
+        self.links: list[dict[str, Any]] = []
+        self.sent_rows: list[dict[str, Any]] = []
+
+    def write(self) -> None:
+        """The batch's mails, tracked links and sent-content rows, one statement each."""
+        self.uow.insert_rows(TrackedLink, self.links)
+        self.uow.insert_rows(MailOutbox, self.mails)
+        self.uow.insert_rows(SentContent, self.sent_rows)

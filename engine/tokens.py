@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 
 from engine.errors import RipenError
 
@@ -46,18 +47,21 @@ class Tokens:
         # itsdangerous signs with the *last* key and verifies with all of them.
         self._keys = list(reversed(keys))
 
-    def _serializer(self, purpose: Purpose,
-                    signer: type[TimestampSigner] = TimestampSigner) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self._keys, salt=f"ripen.{purpose.value}", signer=signer)
+        self._serializers = {p: URLSafeTimedSerializer(self._keys, salt=f"ripen.{p.value}")
+                             for p in Purpose}
+        self._signers = {p: s.make_signer() for p, s in self._serializers.items()}
+
+    def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
+        return self._serializers[purpose]
 
     def dumps(self, purpose: Purpose, payload: str, *, now: datetime) -> str:
-        stamp = int(now.timestamp())
-
-        class _SignedAt(TimestampSigner):  # time is injected: sign with the caller's clock
-            def get_timestamp(self) -> int:
-                return stamp
-
-        return str(self._serializer(purpose, _SignedAt).dumps(payload))
+        """What ``URLSafeTimedSerializer.dumps`` makes, signed at the caller's clock (time is
+        injected) and without building a serializer per token (thousands per tick)."""
+        signer = self._signers[purpose]
+        sep = want_bytes(signer.sep)
+        value = self._serializers[purpose].dump_payload(payload) + sep + \
+            base64_encode(int_to_bytes(int(now.timestamp())))
+        return (value + sep + signer.get_signature(value)).decode("ascii")
 
     def loads(self, purpose: Purpose, token: str, *, now: datetime,
               max_age: timedelta | None = None) -> str:

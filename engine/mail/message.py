@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime
+from functools import lru_cache
 
 from engine.errors import RipenError
 
@@ -52,6 +53,7 @@ def ascii_address(address: str) -> str:
     return f"{local}@{domain}"
 
 
+@lru_cache(maxsize=4096)  # subjects and sender names repeat across thousands of mails
 def _encoded(value: str) -> str:
     """Plain ASCII stays as is; anything else becomes RFC 2047 encoded words."""
     if value.isascii():

@@ -11,9 +11,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import Update, and_, bindparam, delete, func, insert, or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from engine.store.tables import (
     TABLES,
@@ -33,6 +33,8 @@ from engine.store.tables import (
     WebhookDelivery,
     WebhookEndpointState,
 )
+
+_OUTBOX_UPDATES: dict[tuple[str, ...], Update] = {}
 
 
 class UnitOfWork:
@@ -112,6 +114,28 @@ class UnitOfWork:
     def suppression(self, email_hash: str) -> Suppression | None:
         return self.session.exec(
             select(Suppression).where(Suppression.email_hash == email_hash)).first()
+
+    def suppressions_of(self, hashes: Iterable[str]) -> dict[str, str]:
+        """Suppression reason per address hash, for the hashes that are suppressed."""
+        wanted = sorted(set(hashes))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 900):  # stay under SQLite's parameter limit
+            rows = self.session.exec(select(Suppression.email_hash, Suppression.reason).where(
+                col(Suppression.email_hash).in_(wanted[start:start + 900]))).all()
+            found.update({digest: reason for digest, reason in rows})
+        return found
+
+    def update_outbox(self, row_id: int, **values: Any) -> None:
+        """One outbox row's columns, by id, without loading it (a Core statement per set of
+        columns, compiled once: the sender runs this for every mail)."""
+        columns = tuple(sorted(values))
+        statement = _OUTBOX_UPDATES.get(columns)
+        if statement is None:
+            table = MailOutbox.__table__  # type: ignore[attr-defined]
+            statement = (update(table).where(table.c.id == bindparam("row_id"))
+                         .values({name: bindparam(name) for name in columns}))
+            _OUTBOX_UPDATES[columns] = statement
+        self.session.connection().execute(statement, {"row_id": row_id, **values})
 
     def suppress(self, email_hash: str, reason: str, now: datetime) -> None:
         existing = self.suppression(email_hash)
@@ -392,6 +416,11 @@ class UnitOfWork:
     def leads_of_account(self, account_id: int) -> Sequence[Lead]:
         return self.session.exec(select(Lead).where(Lead.account_id == account_id)
                                  .order_by(col(Lead.id)).limit(200)).all()
+
+    def insert_rows(self, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+        """Many rows in one executemany (no ORM objects, no primary keys read back)."""
+        if rows:
+            self.session.execute(insert(table), rows)
 
     def qualify_account(self, account_id: int, now: datetime, *, besides: int) -> None:
         """Mark the confirmed contacts of an account (but one) for scoring on the next tick."""

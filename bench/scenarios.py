@@ -1,0 +1,285 @@
+"""The scenarios. Each runs the real ripen code path and its baseline in the same process
+and returns its figures; ``bench.run`` starts one process per scenario and database."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import select
+
+from bench import baseline
+from bench.common import NOW, app, fresh_database, peak_rss_mib, smtp_sink
+from bench.data import seed
+from engine.store.tables import Enrollment, Lead
+from engine.tokens import Purpose
+
+Figures = dict[str, Any]
+
+S1_LEADS, S1_DUE, S1_BIG = 100_000, 10_000, 1_000_000
+NAIVE_SAMPLE = 1_000   # the per-lead baseline runs on a sample; its rate is per lead
+
+
+def _due_selection(ripen: Any) -> float:
+    """Seconds to find what is due and claim it (rolled back: nothing changes)."""
+    started = time.perf_counter()
+    with ripen.uow() as uow:
+        due = uow.due_step_counts(now=ripen.clock())
+        for journey_id, version, step_id, _ in due:
+            uow.claim_enrollments(journey_id=journey_id, version=version, step_id=step_id,
+                                  now=ripen.clock(), limit=S1_DUE)
+        uow.session.rollback()
+    return time.perf_counter() - started
+
+
+def s1_tick(backend: str) -> Figures:
+    """100k leads, 10k due: one tick (decide, render, write the outbox, send, commit)."""
+    figures: Figures = {}
+    with smtp_sink() as sink:
+        with fresh_database(backend) as engine:
+            ripen = app(engine, sink.port)
+            seed(ripen, leads=S1_LEADS, due=S1_DUE)
+            selection = _due_selection(ripen)
+            with ripen.uow() as uow:
+                leads = list(uow.session.exec(select(Lead).order_by(Lead.id).limit(S1_DUE)))
+                sample = [e.id for e in uow.session.exec(
+                    select(Enrollment).where(Enrollment.due_at <= NOW)  # type: ignore[operator]
+                    .order_by(Enrollment.id).limit(NAIVE_SAMPLE))]
+            started = time.perf_counter()
+            reports = ripen.journeys.tick()
+            sent = ripen.send_mail()
+            elapsed = time.perf_counter() - started
+            counts = sum((r.counts for r in reports), Counter())
+            assert counts["sent"] == S1_DUE, counts
+            assert sent["sent"] == S1_DUE, sent
+            journey = ripen.config.journeys["monika-marketing"]
+            step = journey.steps[journey.entry[next(iter(journey.entry))]]
+            raw = baseline.raw_pipeline(ripen, leads, sink.port, step.send.content,  # type: ignore[union-attr]
+                                        step.send.template)  # type: ignore[union-attr]
+        # The naive loop on its own fresh database (the sample is due there too).
+        with fresh_database(backend) as engine:
+            ripen = app(engine, sink.port)
+            seed(ripen, leads=S1_LEADS // 10, due=NAIVE_SAMPLE)
+            with ripen.uow() as uow:
+                sample = [e.id for e in uow.session.exec(
+                    select(Enrollment).where(Enrollment.due_at <= NOW))]  # type: ignore[operator]
+            naive = baseline.naive_tick(ripen, [i for i in sample if i is not None], sink.port)
+        with fresh_database(backend) as engine:
+            ripen = app(engine, sink.port)
+            seed(ripen, leads=S1_BIG, due=S1_DUE)
+            big_selection = _due_selection(ripen)
+    rate = S1_DUE / elapsed
+    figures["S1 tick"] = {
+        "value": rate, "unit": "leads/s", "baseline": NAIVE_SAMPLE / naive,
+        "baseline_name": "per-lead unit of work, connection per mail",
+        "limit": S1_DUE / raw, "limit_name": "raw render+SMTP",
+        "targets": {"value": 3000, "ratio": 15, "share": 0.8}, "smtp": sink.name}
+    figures["S1 due selection 1M/100k"] = {
+        "value": big_selection / selection, "unit": "× (1M vs 100k)",
+        "detail": f"{selection * 1000:.0f} ms at 100k, {big_selection * 1000:.0f} ms at 1M",
+        "targets": {"max": 2.0}}
+    return figures
+
+
+def s2_render_send(backend: str) -> Figures:
+    """50k personalised mails rendered and submitted (no database: run once)."""
+    count, sample = 50_000, 2_000
+    with smtp_sink() as sink, fresh_database("sqlite") as engine:
+        ripen = app(engine, sink.port)
+        seed(ripen, leads=count, due=0)
+        with ripen.uow() as uow:
+            leads = list(uow.session.exec(select(Lead).order_by(Lead.id)))
+        journey = ripen.config.journeys["peter-produktionsleiter"]
+        step = journey.steps[journey.entry[next(iter(journey.entry))]]
+        content, template = step.send.content, step.send.template  # type: ignore[union-attr]
+        ours = baseline.raw_pipeline(ripen, leads, sink.port, content, template)
+        textbook = baseline.email_message_send(ripen, leads[:sample], sink.port, content,
+                                               template)
+    return {"S2 render+send": {
+        "value": count / ours, "unit": "mails/s", "baseline": sample / textbook,
+        "baseline_name": "EmailMessage, connection per mail",
+        "targets": {"value": 3000, "ratio": 8}, "smtp": sink.name}}
+
+
+def s3_events(backend: str) -> Figures:
+    """Events (Zipf over leads) through the ingestion path to scores, MQL and handovers."""
+    leads, events = 20_000, 5_000
+    rng = random.Random(3)
+    weights = [1 / (rank + 1) for rank in range(leads)]
+    with smtp_sink() as sink, fresh_database(backend) as engine:
+        ripen = app(engine, sink.port)
+        seed(ripen, leads=leads, due=0)
+        picks = rng.choices(range(1, leads + 1), weights=weights, k=events)
+        content = [c.id for c in ripen.config.content.values() if not c.fast_lane]
+        latencies = []
+        started = time.perf_counter()
+        for n, lead_id in enumerate(picks):
+            before = time.perf_counter()
+            ripen.journeys.record_event(lead_id=lead_id, type=rng.choice(["click", "download",
+                                                                          "visit"]),
+                                        content_id=rng.choice(content), source="bench",
+                                        idempotency_key=f"bench:{n}")
+            latencies.append(time.perf_counter() - before)  # committed: the score is visible
+        elapsed = time.perf_counter() - started
+        with ripen.uow() as uow:
+            handovers = len(uow.session.exec(select(Lead).where(
+                Lead.sales_stage == "MQL")).all())  # type: ignore[arg-type]
+    latencies.sort()
+    return {"S3 events": {
+        "value": events / elapsed, "unit": "events/s",
+        "detail": f"p99 event→score visible {latencies[int(len(latencies) * 0.99)] * 1000:.1f}"
+                  f" ms; {handovers} handovers; one transaction per event (the baseline "
+                  "design itself: no batch ingestion yet)",
+        "baseline": events / elapsed, "baseline_name": "one transaction per event",
+        "targets": {"value": 20_000, "ratio": 15}}}
+
+
+def s5_fast_lane(backend: str) -> Figures:
+    """Contact requests while a 10k-due tick runs: request → signed webhook received."""
+    import httpx
+    import uvicorn
+
+    from bench.common import bench_config
+    from engine.webhooks import new_secret
+    from ripen.api.app import create_app
+    from tests.receiver import running
+
+    requests = 200
+    secret = new_secret()
+    with smtp_sink() as sink, running(secret) as receiver, fresh_database(backend) as engine:
+        config = bench_config(webhook_url=receiver.url)
+        ripen = app(engine, sink.port, config=config,
+                    environ={config.sla.webhooks[0].secret_env: secret})
+        seed(ripen, leads=S1_LEADS // 5, due=S1_DUE)
+        with ripen.uow() as uow:
+            targets = list(uow.session.exec(select(Lead).where(
+                Lead.id > S1_LEADS // 5 - requests)))  # type: ignore[operator]
+        server = uvicorn.Server(uvicorn.Config(create_app(ripen), host="127.0.0.1", port=0,
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        tick = threading.Thread(target=lambda: (ripen.journeys.tick(), ripen.send_mail()))
+        tick.start()
+        sent_at: dict[str, float] = {}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for lead in targets:
+                token = ripen.tokens.dumps(Purpose.FAST_LANE, lead.public_id,
+                                           now=ripen.clock())
+                sent_at[lead.public_id] = time.monotonic()
+                client.post(f"/fast-lane/{token}")
+                time.sleep(0.01)
+        deadline = time.monotonic() + 120
+        while len(receiver.requests) < len(targets) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tick.join()
+        server.should_exit = True
+        thread.join(timeout=10)
+        payloads = receiver.verified()
+    received = {p["data"]["lead"]["id"]: r.at for p, r in zip(payloads, receiver.requests,
+                                                                strict=True)}
+    latencies = sorted(received[k] - sent_at[k] for k in received if k in sent_at)
+    lost = len(targets) - len(latencies)
+    p50 = statistics.median(latencies)
+    p95 = latencies[int(len(latencies) * 0.95) - 1]
+    return {"S5 fast lane p95": {
+        "value": p95, "unit": "s", "detail": f"p50 {p50:.3f} s over {len(latencies)} "
+                                            f"requests during a 10k-due tick; {lost} missing",
+        "targets": {"max": 5.0}}}
+
+
+def s4_prefect(backend: str) -> Figures:
+    """S1 as the real tick flow run, against the same tick without Prefect; and a
+    one-task-per-lead flow (the design we refuse) against it, per lead."""
+    from prefect import flow, task
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows import runtime
+    from flows.tick import run_tick
+
+    per_lead_sample = 2_000
+    with smtp_sink() as sink, prefect_test_harness(server_startup_timeout=120):
+        with fresh_database(backend) as engine:  # warm-up: the first flow run builds caches
+            ripen = app(engine, sink.port)
+            seed(ripen, leads=2_000, due=100)
+            runtime.use(ripen)
+            run_tick(NOW)
+        with fresh_database(backend) as engine:
+            ripen = app(engine, sink.port)
+            seed(ripen, leads=S1_LEADS, due=S1_DUE)
+            started = time.perf_counter()
+            ripen.journeys.tick()
+            ripen.send_mail()
+            plain = time.perf_counter() - started
+        with fresh_database(backend) as engine:
+            ripen = app(engine, sink.port)
+            seed(ripen, leads=S1_LEADS, due=S1_DUE)
+            runtime.use(ripen)
+            started = time.perf_counter()
+            run_tick(NOW)
+            flowed = time.perf_counter() - started
+            with ripen.uow() as uow:
+                left = len(uow.session.exec(select(Enrollment).where(
+                    Enrollment.due_at <= NOW)).all())  # type: ignore[operator]
+            assert left == 0, left
+        with fresh_database(backend) as engine:
+            ripen = app(engine, sink.port)
+            seed(ripen, leads=per_lead_sample * 5, due=per_lead_sample)
+            runtime.use(ripen)
+            journeys = {j.id: j for j in ripen.config.journeys.values()}
+
+            @task(name="one-lead")
+            def one_lead(enrollment_id: int) -> None:
+                """The refused design: a task run per lead (batch of one)."""
+                with ripen.uow() as uow:
+                    enrollment = uow.session.get(Enrollment, enrollment_id)
+                    assert enrollment is not None
+                    journey_id, step_id = enrollment.journey_id, enrollment.step_id
+                ripen.journeys.run_step(journeys[journey_id], step_id, limit=1)
+
+            @flow(name="bench-task-per-lead")
+            def per_lead(ids: list[int]) -> None:
+                for enrollment_id in ids:
+                    one_lead(enrollment_id)
+
+            with ripen.uow() as uow:
+                ids = [e.id for e in uow.session.exec(select(Enrollment).where(
+                    Enrollment.due_at <= NOW)) if e.id is not None]  # type: ignore[operator]
+            started = time.perf_counter()
+            per_lead(ids)
+            per_lead_seconds = (time.perf_counter() - started) / len(ids)
+            ripen.send_mail()
+        runtime.use(None)
+    share = max(0.0, flowed - plain) / flowed
+    return {"S4 Prefect share of a tick": {
+        "value": share * 100, "unit": "%",
+        "detail": f"tick flow {flowed:.2f} s vs the same tick without Prefect {plain:.2f} s",
+        "targets": {"max": 10.0}},
+        "S4 task per lead (slower per lead)": {
+        "value": per_lead_seconds / (flowed / S1_DUE), "unit": "×",
+        "detail": f"{per_lead_seconds * 1000:.1f} ms per lead as a task each, "
+                  f"{flowed / S1_DUE * 1000:.2f} ms per lead in the batch-shaped tick flow",
+        "targets": {"value": 50}}}
+
+
+SCENARIOS = {"S1": s1_tick, "S2": s2_render_send, "S3": s3_events, "S4": s4_prefect,
+             "S5": s5_fast_lane}
+ONCE = {"S2"}  # no database in the measured path
+
+
+def run(name: str, backend: str) -> Figures:
+    figures = SCENARIOS[name](backend)
+    for line in figures.values():
+        line["backend"] = "-" if name in ONCE else backend
+        line["peak_rss_mib"] = peak_rss_mib()
+    return figures
+
+
+__all__ = ["NOW", "SCENARIOS", "run", "timedelta"]
