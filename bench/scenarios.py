@@ -107,36 +107,42 @@ def s2_render_send(backend: str) -> Figures:
 
 
 def s3_events(backend: str) -> Figures:
-    """Events (Zipf over leads) through the ingestion path to scores, MQL and handovers."""
-    leads, events = 20_000, 5_000
+    """20k events (Zipf over leads) through batch ingestion to scores, MQL detection and
+    handover rows; baseline: the same path one transaction per event, on a sample."""
+    from engine.journeys import NewEvent
+
+    leads, events, batch_size, sample = 20_000, 20_000, 1_000, 1_000
     rng = random.Random(3)
     weights = [1 / (rank + 1) for rank in range(leads)]
     with smtp_sink() as sink, fresh_database(backend) as engine:
         ripen = app(engine, sink.port)
         seed(ripen, leads=leads, due=0)
-        picks = rng.choices(range(1, leads + 1), weights=weights, k=events)
         content = [c.id for c in ripen.config.content.values() if not c.fast_lane]
-        latencies = []
+        picks = rng.choices(range(1, leads + 1), weights=weights, k=events + sample)
+        made = [NewEvent(lead_id=lead_id, type=rng.choice(["click", "download", "visit"]),
+                         content_id=rng.choice(content), source="bench",
+                         idempotency_key=f"bench:{n}") for n, lead_id in enumerate(picks)]
+        batches = []
         started = time.perf_counter()
-        for n, lead_id in enumerate(picks):
+        for start in range(0, events, batch_size):
             before = time.perf_counter()
-            ripen.journeys.record_event(lead_id=lead_id, type=rng.choice(["click", "download",
-                                                                          "visit"]),
-                                        content_id=rng.choice(content), source="bench",
-                                        idempotency_key=f"bench:{n}")
-            latencies.append(time.perf_counter() - before)  # committed: the score is visible
+            ripen.journeys.record_events(made[start:start + batch_size])
+            batches.append(time.perf_counter() - before)  # committed: scores visible
         elapsed = time.perf_counter() - started
+        before = time.perf_counter()
+        for new in made[events:]:
+            ripen.journeys.record_events([new])
+        single = time.perf_counter() - before
         with ripen.uow() as uow:
             handovers = len(uow.session.exec(select(Lead).where(
                 Lead.sales_stage == "MQL")).all())  # type: ignore[arg-type]
-    latencies.sort()
+    batches.sort()
     return {"S3 events": {
-        "value": events / elapsed, "unit": "events/s",
-        "detail": f"p99 event→score visible {latencies[int(len(latencies) * 0.99)] * 1000:.1f}"
-                  f" ms; {handovers} handovers; one transaction per event (the baseline "
-                  "design itself: no batch ingestion yet)",
-        "baseline": events / elapsed, "baseline_name": "one transaction per event",
-        "targets": {"value": 20_000, "ratio": 15}}}
+        "value": events / elapsed, "unit": "events/s", "baseline": sample / single,
+        "baseline_name": "one transaction per event",
+        "detail": f"p99 event→score visible ≤ {batches[int(len(batches) * 0.99)]:.2f} s "
+                  f"(batches of {batch_size}); {handovers} handovers over {leads:,} leads",
+        "targets": {"value": 20_000, "ratio": 15, "p99": 1.0}}}
 
 
 def s5_fast_lane(backend: str) -> Figures:

@@ -60,7 +60,7 @@ class Ripen:
         self.handovers = HandoverService(
             uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
             clock=self.clock, base_url=self.settings.public_base_url)
-        self.journeys.qualifier = self.handovers.on_event
+        self.journeys.qualifier = self.handovers.on_events
         self.consent = ConsentService(
             uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
             clock=self.clock, base_url=self.settings.public_base_url,

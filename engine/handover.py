@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from engine.store.tables import (
     Handover,
     Lead,
     MailOutbox,
+    ScoreEntry,
     WebhookDelivery,
 )
 from engine.store.uow import UnitOfWork, UowFactory
@@ -87,26 +89,38 @@ class HandoverService:
 
     # --- qualification ------------------------------------------------------------------
 
-    def checks(self, uow: UnitOfWork, lead: Lead, score: Score) -> tuple[RuleCheck, ...]:
+    def checks(self, uow: UnitOfWork, lead: Lead, score: Score, *,
+               stop_early: bool = False) -> tuple[RuleCheck, ...]:
+        """Each MQL rule's conditions; ``stop_early`` leaves out those after the first that
+        fails (qualifying needs only the verdict; ``explain`` shows them all)."""
         found = []
         for number, rule in enumerate(self.sla.mql.rules, start=1):
-            found.append(RuleCheck(number, tuple(self._conditions(uow, lead, score, rule))))
+            found.append(RuleCheck(number, tuple(self._conditions(uow, lead, score, rule,
+                                                                  stop_early))))
         return tuple(found)
 
-    def _conditions(self, uow: UnitOfWork, lead: Lead, score: Score,
-                    rule: MqlRule) -> list[tuple[str, bool]]:
-        conditions = []
+    def _conditions(self, uow: UnitOfWork, lead: Lead, score: Score, rule: MqlRule,
+                    stop_early: bool = False) -> list[tuple[str, bool]]:
+        conditions: list[tuple[str, bool]] = []
+
+        def failed() -> bool:
+            return stop_early and not all(ok for _, ok in conditions)
+
         if rule.fit_at_least is not None:
             conditions.append((f"fit {score.fit} ≥ {rule.fit_at_least}",
                                fit_at_least(score.fit, rule.fit_at_least)))
         if rule.engagement_at_least is not None:
             conditions.append((f"engagement {score.implicit:.1f} ≥ {rule.engagement_at_least}",
                                score.implicit >= rule.engagement_at_least))
+        if failed():
+            return conditions
         if rule.stage is not None:
             current = lead.funnel_stage
             ok = current in JourneyStage.__members__ and \
                 ORDER.index(JourneyStage(current)) >= ORDER.index(JourneyStage(rule.stage))
             conditions.append((f"stage {current} ≥ {rule.stage.value}", ok))
+        if failed():
+            return conditions
         if rule.downloaded_type:
             wanted = {str(t) for t in rule.downloaded_type}
             recycled = lead.recycled_at  # a recycled lead needs proof from after it
@@ -149,34 +163,45 @@ class HandoverService:
         return None
 
     def evaluate(self, uow: UnitOfWork, lead: Lead, now: datetime,
-                 event: Event | None = None) -> Handover | None:
-        """Score the lead; hand it over when the fast lane or the MQL rule says so."""
-        lead.qualify_at = None
-        uow.add(lead)
+                 events: Sequence[Event] = (),
+                 entries: Sequence[ScoreEntry] | None = None) -> Handover | None:
+        """Score the lead; hand it over when the fast lane (for one of ``events``) or the
+        MQL rule says so. ``entries``: the lead's ledger as already read."""
+        if lead.qualify_at is not None:
+            lead.qualify_at = None
+            uow.add(lead)
         if lead.status != "confirmed" or lead.sales_stage is not None or lead.id is None:
             return None
-        self.scorer.sync_explicit(uow, lead, now)
-        uow.flush()
-        score = self.scorer.score(uow, lead, now, since=lead.recycled_at)
-        if event is not None:
+        score = self.scorer.synced_score(uow, lead, now, entries)
+        for event in events:
             reason = self.fast_lane_reason(uow, lead, event, score)
             if reason is not None:
                 return self.hand_over(uow, lead, score, "fast_lane", reason, now)
-        met = [c for c in self.checks(uow, lead, score) if c.holds]
+        met = [c for c in self.checks(uow, lead, score, stop_early=True) if c.holds]
         if met:
             detail = "MQL rule " + str(met[0].rule) + ": " + \
                 ", ".join(text for text, _ in met[0].conditions)
             return self.hand_over(uow, lead, score, "threshold", detail, now)
         return None
 
-    def on_event(self, uow: UnitOfWork, lead: Lead, event: Event,
-                 now: datetime) -> Handover | None:
-        """In the event's transaction: the score ledger row, then the fast lane and MQL."""
-        self.scorer.record_event(uow, event)
-        if lead.sales_stage is not None:
-            return None
-        uow.flush()
-        return self.evaluate(uow, lead, now, event)
+    def on_events(self, uow: UnitOfWork, leads: Mapping[int, Lead],
+                  events: Mapping[int, Sequence[Event]], now: datetime) -> dict[int, Handover]:
+        """In the events' transaction: their score ledger rows, then the fast lane and the
+        MQL rule once per lead (the ledgers of all leads read in one query)."""
+        self.scorer.record_events(uow, [e for batch in events.values() for e in batch])
+        candidates = [leads[i] for i in events if leads[i].sales_stage is None
+                      and leads[i].status == "confirmed"]
+        ledgers = uow.score_entries_of([lead.id for lead in candidates if lead.id])
+        uow.accounts_by_id(lead.account_id for lead in candidates  # loaded once, for fit
+                           if lead.account_id is not None)
+        handovers = {}
+        for lead in candidates:
+            assert lead.id is not None
+            handover = self.evaluate(uow, lead, now, events[lead.id],
+                                     ledgers.get(lead.id, []))
+            if handover is not None:
+                handovers[lead.id] = handover
+        return handovers
 
     def qualify_due(self, *, limit: int = 1000) -> list[int]:
         """The tick's part: leads marked for evaluation, in batches; new handover ids."""
@@ -299,19 +324,21 @@ class HandoverService:
             return None
         contacts = []
         total = 0.0
-        for other in uow.leads_of_account(lead.account_id):
-            if other.id is None or other.email is None:
-                continue
-            score = self.scorer.score(uow, other, now)
+        others = [o for o in uow.leads_of_account(lead.account_id)
+                  if o.id is not None and o.email is not None]
+        ids = [o.id for o in others if o.id is not None]
+        entries = uow.score_entries_of(ids)   # one query each for the whole account
+        read = uow.content_read_by(ids)
+        for other in others:
+            assert other.id is not None
+            score = self.scorer.from_entries(entries.get(other.id, []), now)
             total += score.implicit
             if other.id == lead.id:
                 continue
-            read = sorted({e.content_id for e in uow.events_since(other.id, other.created_at)
-                           if e.content_id and e.type in ("click", "download")})
             contacts.append({"name": " ".join(filter(None, (other.first_name,
                                                              other.last_name))) or None,
                              "job_title": other.job_title, "persona": other.persona_id,
-                             "grade": score.grade, "read": read})
+                             "grade": score.grade, "read": sorted(read.get(other.id, ()))})
         return {"account_score": round(total, 1), "contacts": contacts}
 
     def _webhooks(self, uow: UnitOfWork, handover: Handover, event_type: str,

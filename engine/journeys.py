@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,13 +53,29 @@ ORDER = list(JourneyStage)
 
 
 @dataclass(frozen=True)
+class NewEvent:
+    """An event to record (``record_events``)."""
+
+    lead_id: int
+    type: str
+    content_id: str | None = None
+    occurred_at: datetime | None = None
+    source: str | None = None
+    data: dict[str, Any] | None = None
+    is_scanner: bool = False
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Recorded:
     event_id: int
     handover_id: int | None = None  # the event handed the lead to sales (fast lane, MQL)
 
 
-#: Called in the event's transaction: scores it and may hand the lead over (engine.handover).
-Qualifier = Callable[[UnitOfWork, Lead, Event, datetime], Any]
+#: Called in the events' transaction with the leads and their new events: scores them and
+#: may hand leads over (engine.handover); returns the handovers by lead id.
+Qualifier = Callable[[UnitOfWork, dict[int, Lead], dict[int, list[Event]], datetime],
+                     dict[int, Any]]
 
 
 @dataclass
@@ -426,31 +442,59 @@ class JourneyRuntime:
                      idempotency_key: str | None = None) -> Recorded | None:
         """Store an event; engagement moves the lead through its journeys' stages, and the
         qualifier scores it and may hand the lead to sales at once (fast lane, MQL)."""
+        return self.record_events([NewEvent(
+            lead_id=lead_id, type=type, content_id=content_id, occurred_at=occurred_at,
+            source=source, data=data, is_scanner=is_scanner,
+            idempotency_key=idempotency_key)])[0]
+
+    def record_events(self, events: Sequence[NewEvent]) -> list[Recorded | None]:
+        """Many events in one transaction, each with the effect it would have alone (stage
+        moves in order); each lead is scored and qualified once, after all its events.
+
+        ``None`` for an event already recorded (same idempotency key) or of no known lead.
+        """
         now = self.clock()
         with self.uow() as uow:
-            if idempotency_key and uow.event_by_key(idempotency_key) is not None:
-                return None
-            lead = uow.session.get(Lead, lead_id)
-            if lead is None:
-                return None
-            item = self.config.content.get(content_id or "")
-            event = Event(lead_id=lead_id, type=type, content_id=content_id,
-                          stage=item.stages[0].value if item else None, source=source,
-                          is_scanner=is_scanner, idempotency_key=idempotency_key,
-                          data=data or {}, occurred_at=occurred_at or now, recorded_at=now)
-            uow.add(event)
+            seen = uow.event_keys([e.idempotency_key for e in events if e.idempotency_key])
+            leads = uow.leads_by_id({e.lead_id for e in events})
+            enrollments = uow.active_enrollments_of(list(leads))
+            stored: list[Event | None] = []
+            for new in events:
+                if new.lead_id not in leads or (new.idempotency_key and
+                                                new.idempotency_key in seen):
+                    stored.append(None)
+                    continue
+                if new.idempotency_key:
+                    seen.add(new.idempotency_key)
+                item = self.config.content.get(new.content_id or "")
+                event = Event(lead_id=new.lead_id, type=new.type, content_id=new.content_id,
+                              stage=item.stages[0].value if item else None, source=new.source,
+                              is_scanner=new.is_scanner, idempotency_key=new.idempotency_key,
+                              data=new.data or {}, occurred_at=new.occurred_at or now,
+                              recorded_at=now)
+                uow.add(event)
+                stored.append(event)
             uow.flush()
-            if not is_scanner and type in ENGAGEMENT:
-                for enrollment in uow.active_enrollments(lead_id):
-                    self._on_engagement(uow, enrollment, lead, item, event, now)
-            handover = None
+            by_lead: dict[int, list[Event]] = {}
+            for done in stored:
+                if done is None:
+                    continue
+                by_lead.setdefault(done.lead_id, []).append(done)
+                if not done.is_scanner and done.type in ENGAGEMENT:
+                    item = self.config.content.get(done.content_id or "")
+                    lead = leads[done.lead_id]
+                    for enrollment in enrollments.get(done.lead_id, []):
+                        if enrollment.status == "active":
+                            self._on_engagement(uow, enrollment, lead, item, done, now)
+            handovers: dict[int, int | None] = {}
             if self.qualifier is not None:
                 uow.flush()
-                handover = self.qualifier(uow, lead, event, now)
+                made = self.qualifier(uow, leads, by_lead, now)
                 uow.flush()
+                handovers = {lead_id: getattr(h, "id", None) for lead_id, h in made.items()}
             uow.commit()
-            assert event.id is not None
-            return Recorded(event.id, getattr(handover, "id", None))
+            return [Recorded(e.id, handovers.get(e.lead_id)) if e is not None and e.id else None
+                    for e in stored]
 
     def _on_engagement(self, uow: UnitOfWork, enrollment: Enrollment, lead: Lead,
                        item: ContentItem | None, event: Event, now: datetime) -> None:

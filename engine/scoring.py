@@ -80,23 +80,30 @@ class Scorer:
             points["bant.timeline"] = bant.timeline
         return {rule: value for rule, value in points.items() if value}
 
-    def sync_explicit(self, uow: UnitOfWork, lead: Lead, now: datetime) -> bool:
-        """Write ledger rows for explicit rules that changed; True when any did."""
+    def sync_explicit(self, uow: UnitOfWork, lead: Lead, now: datetime,
+                      entries: Sequence[ScoreEntry] | None = None) -> list[ScoreEntry]:
+        """Write ledger rows for explicit rules that changed; return them (empty: none did).
+
+        ``entries``: the lead's ledger as already read (saves a query)."""
         assert lead.id is not None
         account = uow.session.get(Account, lead.account_id) if lead.account_id else None
         persona = self.config.personas.get(lead.persona_id or "")
         wanted = self.explicit_rules(lead, account, persona)
         held: dict[str, float] = defaultdict(float)
-        for entry in uow.score_entries(lead.id, kind="explicit"):
-            held[entry.rule_id] += entry.delta
-        changed = False
+        if entries is None:
+            entries = uow.score_entries(lead.id, kind="explicit")
+        for entry in entries:
+            if entry.kind == "explicit":
+                held[entry.rule_id] += entry.delta
+        written = []
         for rule in sorted(set(wanted) | set(held)):
             delta = wanted.get(rule, 0) - held.get(rule, 0.0)
             if abs(delta) > 1e-9:
-                uow.add(ScoreEntry(lead_id=lead.id, kind="explicit", rule_id=rule,
-                                   config_version=self.version, delta=delta, created_at=now))
-                changed = True
-        return changed
+                written.append(ScoreEntry(lead_id=lead.id, kind="explicit", rule_id=rule,
+                                          config_version=self.version, delta=delta,
+                                          created_at=now))
+        uow.insert_rows(ScoreEntry, [entry.model_dump(exclude={"id"}) for entry in written])
+        return written
 
     # --- implicit -------------------------------------------------------------------------
 
@@ -130,14 +137,38 @@ class Scorer:
         uow.add(entry)
         return entry
 
+    def record_events(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        """The ledger rows for many events in one statement (dated at each event)."""
+        rows = []
+        for event in events:
+            earned = self.implicit_points(event)
+            if earned is not None and event.id is not None:
+                rows.append({"lead_id": event.lead_id, "kind": "implicit",
+                             "rule_id": earned[0], "config_version": self.version,
+                             "delta": earned[1], "event_id": event.id,
+                             "created_at": event.occurred_at})
+        uow.insert_rows(ScoreEntry, rows)
+
     # --- reading --------------------------------------------------------------------------
 
+    def synced_score(self, uow: UnitOfWork, lead: Lead, now: datetime,
+                     entries: Sequence[ScoreEntry] | None = None) -> Score:
+        """Explicit points brought up to date, then the score since the lead's recycle
+        (``entries``: the lead's whole ledger as already read)."""
+        assert lead.id is not None
+        if entries is None:
+            entries = uow.score_entries(lead.id)
+        entries = [*entries, *self.sync_explicit(uow, lead, now, entries)]
+        return self.score(uow, lead, now, since=lead.recycled_at, entries=entries)
+
     def score(self, uow: UnitOfWork, lead: Lead, now: datetime, *,
-              since: datetime | None = None) -> Score:
+              since: datetime | None = None,
+              entries: Sequence[ScoreEntry] | None = None) -> Score:
         """The lead's score; with ``since``, implicit points earned before it do not count
         (a recycled lead must ripen again on new evidence)."""
         assert lead.id is not None
-        entries = uow.score_entries(lead.id)
+        if entries is None:
+            entries = uow.score_entries(lead.id)
         if since is not None:
             entries = [e for e in entries if e.kind == "explicit" or e.created_at > since]
         return self.from_entries(entries, now)

@@ -256,7 +256,8 @@ class UnitOfWork:
             update(Enrollment)
             .where(col(Enrollment.lead_id) == lead_id,
                    col(Enrollment.status).in_(("active", "paused")))
-            .values(status="exited", exit_reason=reason, ended_at=now, due_at=None))
+            .values(status="exited", exit_reason=reason, ended_at=now, due_at=None)
+            .execution_options(synchronize_session="fetch"))
 
     # --- journeys -----------------------------------------------------------------------
 
@@ -362,6 +363,25 @@ class UnitOfWork:
         return self.session.exec(
             select(MailOutbox).where(col(MailOutbox.idempotency_key) == key)).first()
 
+    def score_entries_of(self, lead_ids: list[int]) -> dict[int, list[ScoreEntry]]:
+        found: dict[int, list[ScoreEntry]] = {}
+        for entry in self.session.exec(select(ScoreEntry).where(
+                col(ScoreEntry.lead_id).in_(lead_ids))
+                .order_by(col(ScoreEntry.created_at), col(ScoreEntry.id))).all():
+            found.setdefault(entry.lead_id, []).append(entry)
+        return found
+
+    def content_read_by(self, lead_ids: list[int]) -> dict[int, set[str]]:
+        """Content each lead clicked or downloaded (scanner clicks left out)."""
+        found: dict[int, set[str]] = {}
+        for lead_id, content_id in self.session.exec(
+                select(Event.lead_id, Event.content_id).where(
+                    col(Event.lead_id).in_(lead_ids), col(Event.type).in_(("click", "download")),
+                    col(Event.is_scanner).is_(False), col(Event.content_id).is_not(None))
+                .distinct()).all():
+            found.setdefault(lead_id, set()).add(content_id or "")
+        return found
+
     def score_entries(self, lead_id: int, kind: str | None = None) -> Sequence[ScoreEntry]:
         query = select(ScoreEntry).where(ScoreEntry.lead_id == lead_id)
         if kind is not None:
@@ -372,6 +392,34 @@ class UnitOfWork:
     def outbox_by_message_id(self, message_id: str) -> MailOutbox | None:
         return self.session.exec(
             select(MailOutbox).where(MailOutbox.message_id == message_id)).first()
+
+    def event_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of these idempotency keys are recorded already."""
+        wanted = sorted(set(keys))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 900):
+            found.update(k for k in self.session.exec(select(Event.idempotency_key).where(
+                col(Event.idempotency_key).in_(wanted[start:start + 900]))).all() if k)
+        return found
+
+    def active_enrollments_of(self, lead_ids: list[int]) -> dict[int, list[Enrollment]]:
+        found: dict[int, list[Enrollment]] = {}
+        for start in range(0, len(lead_ids), 900):
+            for enrollment in self.session.exec(select(Enrollment).where(
+                    col(Enrollment.lead_id).in_(lead_ids[start:start + 900]),
+                    col(Enrollment.status) == "active").order_by(col(Enrollment.id))).all():
+                found.setdefault(enrollment.lead_id, []).append(enrollment)
+        return found
+
+    def leads_by_email(self, emails: Iterable[str]) -> dict[str, Lead]:
+        wanted = sorted(set(emails))
+        found: dict[str, Lead] = {}
+        for start in range(0, len(wanted), 900):
+            for lead in self.session.exec(select(Lead).where(
+                    col(Lead.email).in_(wanted[start:start + 900]))).all():
+                if lead.email is not None:
+                    found[lead.email] = lead
+        return found
 
     def event_by_key(self, key: str) -> Event | None:
         return self.session.exec(select(Event).where(col(Event.idempotency_key) == key)).first()
@@ -406,7 +454,8 @@ class UnitOfWork:
         self.session.execute(
             update(Enrollment)
             .where(col(Enrollment.lead_id) == lead_id, col(Enrollment.status) == "active")
-            .values(status="paused", due_at=None))
+            .values(status="paused", due_at=None)
+            .execution_options(synchronize_session="fetch"))
 
     def enrollments_of(self, lead_id: int) -> Sequence[Enrollment]:
         return self.session.exec(select(Enrollment).where(Enrollment.lead_id == lead_id)

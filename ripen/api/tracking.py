@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from engine.addresses import InvalidAddress, normalise_email
 from engine.bootstrap import Ripen
 from engine.bounces import Bounce, BounceKind, apply_bounces
+from engine.journeys import NewEvent
 from engine.tokens import TokenExpired, TokenInvalid
 from engine.tracking import follow, opened
 from ripen.api.edge import client_ip, require_api_key
@@ -28,6 +29,10 @@ class EventIn(BaseModel):
     page: str | None = Field(default=None, max_length=500)
     occurred_at: datetime | None = None
     idempotency_key: str | None = Field(default=None, max_length=120)
+
+
+class EventsIn(BaseModel):
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
 
 
 #: A transparent 1×1 GIF, the smallest image every mail client loads.
@@ -109,6 +114,51 @@ def router(ripen: Ripen) -> APIRouter:
         handover = recorded.handover_id if recorded is not None else None
         push_handover(ripen, handover, tasks)
         return JSONResponse({"status": "recorded", "handover": handover is not None},
+                            status_code=202)
+
+    @api.post("/api/events/batch", status_code=202, tags=["tracking"])
+    def events(body: EventsIn, request: Request, tasks: BackgroundTasks) -> JSONResponse:
+        """Up to 1,000 events in one transaction (web analytics, webinar platforms): each
+        has the effect it would have alone; each lead is scored and qualified once."""
+        require_api_key(request, ripen.settings.api_keys)
+        problems = []
+        emails: list[str | None] = []
+        for number, item in enumerate(body.events):
+            try:
+                emails.append(normalise_email(item.email))
+            except InvalidAddress as exc:
+                emails.append(None)
+                problems.append({"index": number, "error": str(exc)})
+            if item.content_id is not None and item.content_id not in ripen.config.content:
+                problems.append({"index": number,
+                                 "error": f'unknown content "{item.content_id}"'})
+        if problems:  # all or nothing: a batch with a bad event changes nothing
+            return JSONResponse({"error": "invalid events", "events": problems[:100]},
+                                status_code=422)
+        with ripen.uow() as uow:
+            leads = uow.leads_by_email(e for e in emails if e is not None)
+        now = ripen.clock()
+        batch, unknown = [], 0
+        for item, email in zip(body.events, emails, strict=True):
+            lead = leads.get(email or "")
+            if lead is None or lead.id is None:
+                unknown += 1
+                continue
+            occurred = item.occurred_at
+            if occurred is not None and occurred.tzinfo is None:
+                occurred = occurred.replace(tzinfo=UTC)
+            batch.append(NewEvent(
+                lead_id=lead.id, type=item.type, content_id=item.content_id,
+                occurred_at=min(occurred, now) if occurred is not None else None,
+                source="api", data={"page": item.page} if item.page else {},
+                idempotency_key=item.idempotency_key))
+        recorded = ripen.journeys.record_events(batch) if batch else []
+        handovers = {r.handover_id for r in recorded if r is not None and r.handover_id}
+        if handovers:  # one push sends all of them
+            push_handover(ripen, min(handovers), tasks)
+        return JSONResponse({"recorded": sum(1 for r in recorded if r is not None),
+                             "duplicates": sum(1 for r in recorded if r is None),
+                             "unknown_leads": unknown, "handovers": len(handovers)},
                             status_code=202)
 
     @api.post("/api/bounces", tags=["tracking"])

@@ -556,3 +556,41 @@ def test_a_company_change_marks_its_other_contacts_for_scoring(app: Ripen, smtp:
     colleague = app.handovers.explain("b@werk.example")
     assert colleague is not None
     assert colleague.score.fit == "A"  # title 30 + industry 25 + size 20
+
+
+def test_a_batch_of_events_moves_scores_and_hands_over_like_single_events(
+        app: Ripen, smtp: Smtp, receiver: Receiver) -> None:
+    """POST /api/events/batch: stage moves in order, duplicates and unknown leads counted,
+    each lead qualified once; a bad event refuses the whole batch."""
+    sink, _ = smtp
+    _signed_up(app, sink, "batch@example.com")  # Monika's journey, at INF
+    web = client(app)
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    bad = web.post("/api/events/batch", headers=headers, json={"events": [
+        {"email": "batch@example.com", "type": "download",
+         "content_id": "mm-buyer-persona-leitfaden"},
+        {"email": "batch@example.com", "type": "download", "content_id": "no-such-item"}]})
+    assert (bad.status_code, bad.json()["events"]) == (
+        422, [{"index": 1, "error": 'unknown content "no-such-item"'}])
+    assert enrollments(app) == [("monika-marketing", "INF", "active", None)]  # unchanged
+    events = [
+        {"email": "batch@example.com", "type": "download",
+         "content_id": "mm-buyer-persona-leitfaden", "idempotency_key": "k1"},
+        {"email": "batch@example.com", "type": "download",
+         "content_id": "mm-buyer-persona-leitfaden", "idempotency_key": "k1"},
+        {"email": "nobody@example.com", "type": "visit", "page": "/"},
+        {"email": "batch@example.com", "type": "download", "content_id": "mm-roi-rechner"}]
+    answer = web.post("/api/events/batch", headers=headers, json={"events": events})
+    assert answer.json() == {"recorded": 2, "duplicates": 1, "unknown_leads": 1,
+                             "handovers": 1}
+    [handover] = _handovers(app)
+    assert handover.reason == "threshold"  # BEW and a tool downloaded: MQL rule 2
+    assert enrollments(app) == [("monika-marketing", "BEW", "paused", None)]
+    [payload] = receiver.verified()
+    assert payload["data"]["reason_detail"].startswith("MQL rule 2: stage BEW ≥ BEW")
+    explained = app.handovers.explain("batch@example.com")
+    assert explained is not None
+    assert sorted(line.rule_id for line in explained.score.lines) == [
+        "implicit.download.BEF", "implicit.download.BEW"]
+    again = web.post("/api/events/batch", headers=headers, json={"events": events[:1]})
+    assert again.json()["duplicates"] == 1  # the key counts across batches too

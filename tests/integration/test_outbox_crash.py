@@ -153,3 +153,18 @@ def test_kill_9_during_data_leaves_unknown_and_never_resends(ripen_app: Ripen,
         controller.stop()
     with ripen_app.uow() as uow:
         assert len(uow.session.exec(select(Lead)).all()) == 15
+
+
+def test_one_send_drains_every_due_batch(ripen_app: Ripen, smtp: Smtp) -> None:
+    """A tick's send goes on until nothing is due (batches of `limit`), each mail once."""
+    sink, _ = smtp
+    _queue(ripen_app, 12)
+    counts = ripen_app.send_mail(limit=5)
+    assert counts["sent"] == 12
+    assert sorted(m["Subject"] for m in sink.parsed()) == sorted(f"Mail {n}" for n in range(12))
+    assert _statuses(ripen_app) == {"sent": 12}
+    with ripen_app.uow() as uow:
+        rows = uow.session.exec(select(MailOutbox)).all()
+    assert all(r.attempts == 1 and r.data_started_at is not None and r.lease_owner is None
+               for r in rows)
+    assert ripen_app.send_mail(limit=5)["sent"] == 0
