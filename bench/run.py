@@ -69,13 +69,34 @@ def _verdict(figure: dict[str, Any]) -> str:
     return "targets met" if not missed else "MISSED " + ", ".join(missed)
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The figures of ``results.json`` as the README's table."""
+    rows = ["| figure | database | value | baseline | ratio | of limit | peak RSS | verdict |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for f in results["figures"]:
+        ratio = f"{f['value'] / f['baseline']:.1f}×" if f.get("baseline") else ""
+        share = f"{f['value'] / f['limit']:.2f}" if f.get("limit") else ""
+        value = f"{f['value']:,.3g} {f['unit']}" if f["value"] < 100 else \
+            f"{f['value']:,.0f} {f['unit']}"
+        base = f"{f['baseline']:,.0f}" if f.get("baseline") else ""
+        verdict = _verdict(f).replace("MISSED", "missed")
+        rows.append(f"| {f['name']} | {f['backend']} | {value} | {base} | {ratio} | {share} | "
+                    f"{f['peak_rss_mib']:.0f} MiB | {verdict} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--one", nargs=2, metavar=("SCENARIO", "BACKEND"),
                         help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--markdown", action="store_true",
+                        help="print bench/results.json as a Markdown table and stop")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(RESULTS.read_text())))
+        return
     if args.one:
         print(json.dumps(_one(*args.one)))
         return
