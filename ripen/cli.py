@@ -52,6 +52,9 @@ routing_app = typer.Typer(help="Lead routing to reps.", no_args_is_help=True)
 app.add_typer(routing_app, name="routing")
 gdpr_app = typer.Typer(help="GDPR: export or erase one person's data.", no_args_is_help=True)
 app.add_typer(gdpr_app, name="gdpr")
+audit_app = typer.Typer(help="Audits of the configuration (content gaps).",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 out = Console(highlight=False)
 
@@ -469,6 +472,68 @@ def handovers_replay(
         counts = ripen_app.send_webhooks(ids=[delivery])
     out.print(f"delivery {delivery} ({row.webhook_id}) to {row.endpoint_id}: "
               + ", ".join(f"{k} {v}" for k, v in counts.items()), markup=False, soft_wrap=True)
+
+
+@audit_app.command("content")
+def audit_content(
+    root: RootOption = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 when a persona × stage cell has no content (for CI)")] = False,
+    stale_after: Annotated[str, typer.Option(
+        help="Content published longer ago than this is listed as stale (e.g. 365d, 104w)")
+    ] = "730d",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """The persona × stage content matrix: items, fast-lane offers, the journey's sends and
+    cadence, the runway in days; content no journey uses; stale content."""
+    import json
+    from datetime import UTC, datetime
+
+    from engine.audit import audit_content as run_audit
+    from engine.durations import parse_duration
+
+    try:
+        age = parse_duration(stale_after)
+    except ValueError as exc:
+        raise RipenError(f"--stale-after: {exc}") from None
+    config = load_and_compile(_paths(root))
+    report = run_audit(config, today=datetime.now(UTC).date(), stale_after=age)
+    if as_json:
+        print(json.dumps({
+            "cells": [{"persona": c.persona, "stage": c.stage.value, "items": list(c.items),
+                       "fast_lane": list(c.fast_lane), "sends": c.sends,
+                       "wait_days": c.wait_days, "runway_days": c.runway_days}
+                      for c in report.cells],
+            "gaps": [f"{c.persona}/{c.stage.value}" for c in report.gaps],
+            "unreferenced": list(report.unreferenced),
+            "stale": [{"content": i, "published": str(d)} for i, d in report.stale]},
+            indent=2))
+    else:
+        table = Table("persona", *(s.value for s in report.stages), box=box.SIMPLE,
+                      title="items (fast lane) · sends/days · runway")
+        for persona in sorted({c.persona for c in report.cells}):
+            row = []
+            for cell in (c for c in report.cells if c.persona == persona):
+                if cell.empty:
+                    row.append("[red]GAP[/red]")
+                    continue
+                text = f"{len(cell.items)} ({len(cell.fast_lane)})"
+                if cell.sends:
+                    text += f" · {cell.sends}/{cell.wait_days:g}d"
+                if cell.runway_days is not None:
+                    text += f" · {cell.runway_days:.0f}d"
+                row.append(text)
+            table.add_row(persona, *row)
+        out.print(table)
+        out.print("unused by any journey: " + (", ".join(report.unreferenced) or "none"),
+                  markup=False, soft_wrap=True)
+        out.print(f"stale (published over {stale_after} ago): "
+                  + (", ".join(f"{i} ({d})" for i, d in report.stale) or "none"),
+                  markup=False, soft_wrap=True)
+        for gap in report.gaps:
+            out.print(f"gap: no content for {gap.persona} at {gap.stage.value}", markup=False)
+    if strict and report.gaps:
+        raise typer.Exit(1)
 
 
 @routing_app.command("report")

@@ -1,0 +1,53 @@
+"""`ripen audit content`: the persona × stage matrix, gaps failing CI under --strict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.e2e.test_cli import ripen
+from tests.factories import REPO
+
+
+def _copy(tmp_path: Path) -> Path:
+    root = tmp_path / "ripen"
+    for folder in ("config", "content", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
+def test_the_example_configuration_has_no_gaps() -> None:
+    result = ripen("audit", "content", "--strict", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["gaps"] == []
+    cell = next(c for c in report["cells"]
+                if (c["persona"], c["stage"]) == ("monika-marketing", "INF"))
+    # Two INF articles of Monika's own and one shared; her journey sends two and waits 10d.
+    assert (len(cell["items"]), cell["sends"], cell["wait_days"], cell["runway_days"]) == (
+        3, 2, 10.0, 15.0)
+    assert cell["fast_lane"] == []
+    assert [c["stage"] for c in report["cells"][:7]] == ["INF", "BEF", "EVA", "BEW", "AFS",
+                                                         "WIK", "CUS"]
+
+
+def test_a_persona_without_content_fails_strict_and_stale_items_are_listed(
+        tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    persona = (root / "config" / "personas" / "monika-marketing.yaml").read_text()
+    (root / "config" / "personas" / "ingrid-einkauf.yaml").write_text(
+        persona.replace("id: monika-marketing", "id: ingrid-einkauf")
+               .replace("name: Monika Marketing", "name: Ingrid Einkauf"))
+    content = root / "content" / "monika-marketing.yaml"
+    content.write_text(content.read_text().replace("published: 2026-03-02",
+                                                   "published: 2019-05-01", 1))
+    loose = ripen("audit", "content", "--root", str(root))
+    assert loose.returncode == 0, loose.stderr
+    assert "gap: no content for ingrid-einkauf at INF" in loose.stdout
+    assert "(2019-05-01)" in loose.stdout
+    strict = ripen("audit", "content", "--strict", "--root", str(root))
+    assert strict.returncode == 1
+    gaps = [line for line in strict.stdout.splitlines() if line.startswith("gap:")]
+    assert gaps == [f"gap: no content for ingrid-einkauf at {s}"
+                    for s in ("INF", "BEF", "EVA", "BEW", "AFS", "WIK", "CUS")]
