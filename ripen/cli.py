@@ -536,6 +536,60 @@ def audit_content(
         raise typer.Exit(1)
 
 
+@app.command()
+def plan(
+    revenue: Annotated[float, typer.Option(help="Revenue target for the period (EUR)")],
+    deal_size: Annotated[float, typer.Option(help="Average deal size (EUR)")],
+    rate: Annotated[list[str] | None, typer.Option(
+        help="A conversion rate FROM:TO=RATE (stages target, lead, mql, sal, won), e.g. "
+             "--rate lead:mql=0.25 --rate mql:sal=50% --rate sal:won=0.3; repeat to chain "
+             "[default: history, else the rule of ten]", show_default=False)] = None,
+    history_days: Annotated[int, typer.Option(
+        help="Look-back for historic rates and source shares (days)")] = 365,
+    no_history: Annotated[bool, typer.Option(
+        "--no-history", help="Do not read the database (rates from --rate or rule of ten)")
+    ] = False,
+) -> None:
+    """Funnel planning: how many leads each stage needs for a revenue target, per source,
+    and whether the open pipeline reaches it."""
+    from datetime import timedelta
+
+    from engine.plan import RULE_OF_TEN, History, expected_customers, funnel_plan, parse_rates
+
+    history = pipeline = None
+    if not no_history:
+        with _ripen() as ripen_app, ripen_app.uow() as uow:
+            found = uow.funnel_history(ripen_app.clock() - timedelta(days=history_days))
+            pipeline = uow.open_pipeline()
+        history = History(**found)
+    chain = parse_rates(rate or [])
+    source = "command line"
+    if not chain and history is not None and history.rates() is not None:
+        chain, source = history.rates() or (), f"history ({history_days} days)"
+    if not chain:
+        chain, source = RULE_OF_TEN, "rule of ten (500 → 50 → 5)"
+    result = funnel_plan(revenue=revenue, deal_size=deal_size, rates=chain, rates_from=source,
+                         history=history)
+    out.print(f"{result.customers} customers needed (revenue {revenue:,.0f} / deal size "
+              f"{deal_size:,.0f}); rates from {source}", markup=False, soft_wrap=True)
+    table = Table("stage", "needed", "conversion to next", box=box.SIMPLE)
+    for step in result.steps:
+        table.add_row(step.stage, f"{step.needed:,}",
+                      f"{step.rate_to_next:.1%}" if step.rate_to_next is not None else "")
+    out.print(table)
+    if result.by_source:
+        sources = Table("source", "leads needed (historic share)", "lead → won", box=box.SIMPLE)
+        for name, needed, won in result.by_source:
+            sources.add_row(name, f"{needed:,}", f"{won:.1%}" if won is not None else "-")
+        out.print(sources)
+    if pipeline is not None:
+        expected = expected_customers(pipeline, chain)
+        verdict = "reaches" if expected >= result.customers else "does not reach"
+        out.print(f"open pipeline: {pipeline['mql']} MQL, {pipeline['sal']} with sales (SAL "
+                  f"or later) → about {expected:.1f} customers: it {verdict} the target of "
+                  f"{result.customers}", markup=False, soft_wrap=True)
+
+
 @routing_app.command("report")
 def routing_report() -> None:
     """Handovers per rep and channel this period: count and mean grade, against tolerance."""

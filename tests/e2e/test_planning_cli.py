@@ -1,4 +1,4 @@
-"""`ripen audit content`: the persona × stage matrix, gaps failing CI under --strict."""
+"""`ripen audit content` and `ripen plan`: content gaps failing CI, and funnel planning."""
 
 from __future__ import annotations
 
@@ -51,3 +51,18 @@ def test_a_persona_without_content_fails_strict_and_stale_items_are_listed(
     gaps = [line for line in strict.stdout.splitlines() if line.startswith("gap:")]
     assert gaps == [f"gap: no content for ingrid-einkauf at {s}"
                     for s in ("INF", "BEF", "EVA", "BEW", "AFS", "WIK", "CUS")]
+
+
+def test_plan_reproduces_the_rule_of_ten_and_reads_rates(tmp_path: Path) -> None:
+    env = {"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}"}
+    ten = ripen("plan", "--revenue", "250000", "--deal-size", "50000", env=env)
+    assert ten.returncode == 0, ten.stderr
+    assert "rates from rule of ten (500 → 50 → 5)" in ten.stdout
+    rows = [line.split() for line in ten.stdout.splitlines()
+            if line.strip().startswith(("target", "lead", "won"))]
+    assert [row[:2] for row in rows] == [["target", "500"], ["lead", "50"], ["won", "5"]]
+    assert "open pipeline: 0 MQL, 0 with sales" in ten.stdout
+    bad = ripen("plan", "--revenue", "1", "--deal-size", "1", "--rate", "lead:mql=2",
+                "--no-history", env=env)
+    assert (bad.returncode, bad.stderr) == (
+        1, 'error: rate "lead:mql=2": a conversion rate is above 0 and at most 1\n')
