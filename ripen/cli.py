@@ -590,6 +590,74 @@ def plan(
                   f"{result.customers}", markup=False, soft_wrap=True)
 
 
+@app.command()
+def report(
+    since: Annotated[str | None, typer.Option(
+        help="First day of the period (YYYY-MM-DD) [default: 90 days ago]",
+        show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Day after the period (YYYY-MM-DD) [default: tomorrow]", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """The funnel for a period: the demand waterfall (Inquiry → MQL → SAL → Won) in total
+    and by persona, source and campaign; fast-lane share, SLA, rejection reasons, recycled
+    leads, content performance, sources ranked by quality, data quality."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from engine.report import WATERFALL, funnel_report
+
+    def day(text: str, option: str) -> datetime:
+        try:
+            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise RipenError(f'{option} "{text}" is not a date like 2026-10-01') from None
+
+    with _ripen() as ripen_app, ripen_app.uow() as uow:
+        today = ripen_app.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        end = day(until, "--until") if until else today + timedelta(days=1)
+        start = day(since, "--since") if since else end - timedelta(days=91)
+        if start >= end:
+            raise RipenError("--since must be before --until")
+        result = funnel_report(uow, start, end)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+        return
+    out.print(f"{start:%Y-%m-%d} … {end - timedelta(days=1):%Y-%m-%d}", markup=False)
+    for title, groups in (("total", {"all": result.total}), ("persona", result.by_persona),
+                          ("source", result.by_source), ("campaign", result.by_campaign)):
+        table = Table(title, *WATERFALL, "MQL/inq.", "SAL/MQL", "won/SAL", box=box.SIMPLE)
+        for key, waterfall in sorted(groups.items()):
+            rates = list(waterfall.conversions().values())
+            table.add_row(key, *(str(getattr(waterfall, s)) for s in WATERFALL),
+                          *(f"{r:.0%}" if r is not None else "-" for r in rates))
+        out.print(table)
+    median = result.hours_to_answer_median
+    out.print(f"handovers {result.handovers}, fast lane {result.fast_lane}, answered "
+              f"{result.answered}" + (f" (median {median:.1f} h, p90 "
+                                      f"{result.hours_to_answer_p90:.1f} h)" if median else "")
+              + f", SLA breaches {result.breaches}; rejections: "
+              + (", ".join(f"{k} {v}" for k, v in sorted(result.rejection_reasons.items()))
+                 or "none")
+              + f"; recycled {result.recycled}, of them MQL again {result.recycled_to_mql}",
+              markup=False, soft_wrap=True)
+    ranking = Table("source (best first)", "leads", "→ SAL", "→ won", box=box.SIMPLE)
+    for row in result.source_ranking:
+        ranking.add_row(row["source"], str(row["leads"]), f"{row['sal_rate']:.0%}",
+                        f"{row['won_rate']:.0%}")
+    out.print(ranking)
+    content = Table("content", "sends", "clicks", "downloads", box=box.SIMPLE)
+    for content_id, counts in result.content.items():
+        content.add_row(content_id, str(counts["sends"]), str(counts["clicks"]),
+                        str(counts["downloads"]))
+    out.print(content)
+    quality = result.data_quality
+    out.print("data quality of confirmed leads: " + (", ".join(
+        f"{k.replace('_', ' ')} {v}" for k, v in quality.items()) or "no leads"),
+        markup=False, soft_wrap=True)
+
+
 @routing_app.command("report")
 def routing_report() -> None:
     """Handovers per rep and channel this period: count and mean grade, against tolerance."""

@@ -66,3 +66,16 @@ def test_plan_reproduces_the_rule_of_ten_and_reads_rates(tmp_path: Path) -> None
                 "--no-history", env=env)
     assert (bad.returncode, bad.stderr) == (
         1, 'error: rate "lead:mql=2": a conversion rate is above 0 and at most 1\n')
+
+
+def test_report_runs_on_an_empty_database_and_checks_its_dates(tmp_path: Path) -> None:
+    env = {"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}"}
+    empty = ripen("report", "--since", "2026-10-01", "--until", "2026-11-01", env=env)
+    assert empty.returncode == 0, empty.stderr
+    assert "2026-10-01 … 2026-10-31" in empty.stdout
+    assert "handovers 0, fast lane 0, answered 0, SLA breaches 0" in empty.stdout
+    as_json = ripen("report", "--json", env=env)
+    assert json.loads(as_json.stdout)["total"]["inquiries"] == 0
+    bad = ripen("report", "--since", "1.10.2026", env=env)
+    assert (bad.returncode, bad.stderr) == (
+        1, 'error: --since "1.10.2026" is not a date like 2026-10-01\n')
