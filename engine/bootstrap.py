@@ -25,6 +25,7 @@ from engine.outbox import Sender, deliver
 from engine.profile import Profiles
 from engine.settings import Settings, load_settings
 from engine.store import database
+from engine.store.tables import Handover
 from engine.store.uow import UnitOfWork
 from engine.tokens import Tokens
 from engine.webhooks import WebhookSender
@@ -83,14 +84,30 @@ class Ripen:
             return RateLimitedMailer(mailer, self.relay_bucket)
         return mailer
 
-    def send_mail(self, ids: Sequence[int] | None = None, limit: int = 500) -> Counter[str]:
-        """Drain the mail outbox (or just ``ids``) through the configured transport."""
+    def send_mail(self, ids: Sequence[int] | None = None, limit: int = 500,
+                  max_rows: int = 100_000) -> Counter[str]:
+        """Drain the mail outbox (or just ``ids``; at most ``max_rows``) through the
+        configured transport."""
         mailer = self.mailer()
         try:
             return deliver(self.uow, mailer, self.sender, clock=self.clock, ids=ids,
-                           limit=limit)
+                           limit=limit, max_rows=max_rows)
         finally:
             mailer.close()
+
+    def push_handovers(self, handover_ids: Sequence[int]) -> None:
+        """Right after a request made handovers (fast lane): their webhooks and the reps'
+        notices now, not at the next tick — and nothing else (a backlog is the tick's)."""
+        with self.uow() as uow:
+            keys = [f"handover:{h.public_id}:rep" for h in (
+                uow.session.get(Handover, i) for i in handover_ids) if h is not None]
+            mails = uow.outbox_ids_by_key(keys)
+            deliveries = [d.id for i in handover_ids for d in uow.webhooks(handover_id=i)
+                          if d.id is not None and d.status in ("pending", "retry")]
+        if deliveries:
+            self.send_webhooks(deliveries)
+        if mails:
+            self.send_mail(mails)
 
     def webhook_secrets(self) -> dict[str, list[str]]:
         """Each endpoint's secrets from its environment variable (space-separated, newest

@@ -422,6 +422,10 @@ class UnitOfWork:
         return self.session.exec(query.order_by(col(ScoreEntry.created_at),
                                                 col(ScoreEntry.id))).all()
 
+    def outbox_ids_by_key(self, keys: Sequence[str]) -> list[int]:
+        return [row_id for row_id in self.session.exec(select(MailOutbox.id).where(
+            col(MailOutbox.idempotency_key).in_(list(keys)))).all() if row_id is not None]
+
     def outbox_by_message_id(self, message_id: str) -> MailOutbox | None:
         return self.session.exec(
             select(MailOutbox).where(MailOutbox.message_id == message_id)).first()

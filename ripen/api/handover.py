@@ -32,8 +32,7 @@ def push_handover(ripen: Ripen, handover_id: int | None, tasks: BackgroundTasks)
     """A handover made by a request (fast lane) goes out right after the answer, not at the
     next tick: its webhook, then the rep's mail."""
     if handover_id is not None:
-        tasks.add_task(ripen.send_webhooks)
-        tasks.add_task(ripen.send_mail)
+        tasks.add_task(ripen.push_handovers, [handover_id])
 
 
 def router(ripen: Ripen) -> APIRouter:

@@ -154,8 +154,8 @@ def router(ripen: Ripen) -> APIRouter:
                 idempotency_key=item.idempotency_key))
         recorded = ripen.journeys.record_events(batch) if batch else []
         handovers = {r.handover_id for r in recorded if r is not None and r.handover_id}
-        if handovers:  # one push sends all of them
-            push_handover(ripen, min(handovers), tasks)
+        if handovers:  # their webhooks and the reps' notices, right after the answer
+            tasks.add_task(ripen.push_handovers, sorted(handovers))
         return JSONResponse({"recorded": sum(1 for r in recorded if r is not None),
                              "duplicates": sum(1 for r in recorded if r is None),
                              "unknown_leads": unknown, "handovers": len(handovers)},
