@@ -126,19 +126,9 @@ class Scorer:
                 points += item.points
         return (rule, points) if points else None
 
-    def record_event(self, uow: UnitOfWork, event: Event) -> ScoreEntry | None:
-        """The ledger row for an event (dated at the event, so decay starts there)."""
-        earned = self.implicit_points(event)
-        if earned is None or event.id is None:
-            return None
-        entry = ScoreEntry(lead_id=event.lead_id, kind="implicit", rule_id=earned[0],
-                           config_version=self.version, delta=earned[1], event_id=event.id,
-                           created_at=event.occurred_at)
-        uow.add(entry)
-        return entry
-
     def record_events(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
-        """The ledger rows for many events in one statement (dated at each event)."""
+        """The ledger rows for events, in one statement (each dated at its event, so its
+        decay starts there)."""
         rows = []
         for event in events:
             earned = self.implicit_points(event)

@@ -305,11 +305,6 @@ class UnitOfWork:
                 found.setdefault(lead_id, []).append(at)
         return found
 
-    def active_enrollments(self, lead_id: int) -> Sequence[Enrollment]:
-        return self.session.exec(
-            select(Enrollment).where(col(Enrollment.lead_id) == lead_id,
-                                     col(Enrollment.status) == "active")).all()
-
     def last_enrollment(self, lead_id: int, journey_id: str) -> Enrollment | None:
         return self.session.exec(
             select(Enrollment).where(col(Enrollment.lead_id) == lead_id,
