@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from engine.errors import RipenError
+from engine.report import FunnelReport
 
 #: The demand waterfall as ripen records it.
 STAGES = ("target", "lead", "mql", "sal", "won")
@@ -43,6 +44,14 @@ class History:
     sal: int
     won: int
     by_source: Mapping[str, tuple[int, int]]  # source → (leads, won)
+
+    @classmethod
+    def of(cls, report: FunnelReport) -> History:
+        """The report's waterfall of the look-back window (the same rules count both)."""
+        total = report.total
+        return cls(leads=total.inquiries, mql=total.mql, sal=total.sal, won=total.won,
+                   by_source={source: (w.inquiries, w.won)
+                              for source, w in report.by_source.items()})
 
     def rates(self) -> tuple[tuple[str, str, float], ...] | None:
         """lead → MQL → SAL → won, when every step converted at least once."""

@@ -555,13 +555,15 @@ def plan(
     from datetime import timedelta
 
     from engine.plan import RULE_OF_TEN, History, expected_customers, funnel_plan, parse_rates
+    from engine.report import funnel_report
 
     history = pipeline = None
     if not no_history:
         with _ripen() as ripen_app, ripen_app.uow() as uow:
-            found = uow.funnel_history(ripen_app.clock() - timedelta(days=history_days))
+            now = ripen_app.clock()
+            history = History.of(funnel_report(uow, now - timedelta(days=history_days),
+                                               now + timedelta(seconds=1)))
             pipeline = uow.open_pipeline()
-        history = History(**found)
     chain = parse_rates(rate or [])
     source = "command line"
     if not chain and history is not None and history.rates() is not None:

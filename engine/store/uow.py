@@ -358,30 +358,6 @@ class UnitOfWork:
         return self.session.exec(
             select(MailOutbox).where(col(MailOutbox.idempotency_key) == key)).first()
 
-    def funnel_history(self, since: datetime) -> dict[str, Any]:
-        """Leads created since ``since`` and how far they came: counts for planning."""
-        leads = self.session.exec(select(Lead.id, Lead.source, Lead.mql_at).where(
-            col(Lead.created_at) >= since, col(Lead.status) != "erased")).all()
-        ids = [lead_id for lead_id, _, _ in leads if lead_id is not None]
-        sal: set[int] = set()
-        won: set[int] = set()
-        for start in range(0, len(ids), 900):
-            for lead_id, status, outcome in self.session.exec(
-                    select(Handover.lead_id, Handover.status, Handover.outcome).where(
-                        col(Handover.lead_id).in_(ids[start:start + 900]))).all():
-                if status in ("accepted", "closed"):
-                    sal.add(lead_id)
-                if outcome == "won":
-                    won.add(lead_id)
-        by_source: dict[str, list[int]] = {}
-        for row_id, source, _ in leads:
-            counts = by_source.setdefault(source or "unknown", [0, 0])
-            counts[0] += 1
-            counts[1] += row_id in won
-        return {"leads": len(leads), "mql": sum(1 for _, _, mql in leads if mql is not None),
-                "sal": len(sal), "won": len(won),
-                "by_source": {k: (v[0], v[1]) for k, v in by_source.items()}}
-
     def open_pipeline(self) -> dict[str, int]:
         """Leads with sales now: MQL (not yet answered) and SAL onwards."""
         found = {"mql": 0, "sal": 0}

@@ -1,4 +1,5 @@
-"""Funnel history and the open pipeline as `ripen plan` reads them (SQLite and PostgreSQL)."""
+"""Funnel history (the report's waterfall) and the open pipeline as `ripen plan` reads them
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 from engine.bootstrap import Ripen
 from engine.plan import History
+from engine.report import funnel_report
 from engine.store.tables import Handover
 from tests.factories import NOW, lead
 
@@ -31,9 +33,8 @@ def test_history_counts_leads_mql_sal_won_by_source(ripen_app: Ripen) -> None:
         uow.add(*people)
         uow.commit()
     with ripen_app.uow() as uow:
-        found = uow.funnel_history(NOW - timedelta(days=365))
+        history = History.of(funnel_report(uow, NOW - timedelta(days=365), NOW + timedelta(1)))
         pipeline = uow.open_pipeline()
-    history = History(**found)
     assert (history.leads, history.mql, history.sal, history.won) == (10, 5, 3, 2)
     assert history.by_source == {"website": (6, 1), "trade_fair": (4, 1)}
     assert history.rates() == (("lead", "mql", 0.5), ("mql", "sal", 0.6),
