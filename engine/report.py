@@ -119,8 +119,8 @@ def funnel_report(uow: UnitOfWork, start: datetime, end: datetime) -> FunnelRepo
                                   row["source"]))
 
     confirmed = [lead for lead in leads if lead.status == "confirmed"]
-    accounts = reporting.accounts(session, (lead.account_id for lead in confirmed
-                                            if lead.account_id is not None))
+    accounts = uow.accounts_by_id(lead.account_id for lead in confirmed
+                                  if lead.account_id is not None)
     quality: Counter[str] = Counter()
     for lead in confirmed:
         account = accounts.get(lead.account_id) if lead.account_id else None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from engine.store.tables import Account, Event, Handover, Lead, SentContent
+from engine.store.tables import Event, Handover, Lead, SentContent
+from engine.store.uow import in_chunks
 
 
 def leads_created(session: Session, start: datetime, end: datetime) -> Sequence[Lead]:
@@ -19,9 +20,9 @@ def leads_created(session: Session, start: datetime, end: datetime) -> Sequence[
 
 def handovers_of(session: Session, lead_ids: list[int]) -> dict[int, list[Handover]]:
     found: dict[int, list[Handover]] = {}
-    for chunk in range(0, len(lead_ids), 900):
+    for chunk in in_chunks(lead_ids):
         for handover in session.exec(select(Handover).where(
-                col(Handover.lead_id).in_(lead_ids[chunk:chunk + 900]))).all():
+                col(Handover.lead_id).in_(chunk))).all():
             found.setdefault(handover.lead_id, []).append(handover)
     return found
 
@@ -59,14 +60,3 @@ def engagement_by_content(session: Session, start: datetime,
             col(Event.is_scanner).is_(False), col(Event.content_id).is_not(None),
             col(Event.type).in_(("click", "download")))
         .group_by(col(Event.content_id), col(Event.type))).all()]
-
-
-def accounts(session: Session, ids: Iterable[int]) -> dict[int, Account]:
-    wanted = sorted(set(ids))
-    found: dict[int, Account] = {}
-    for chunk in range(0, len(wanted), 900):
-        for account in session.exec(select(Account).where(
-                col(Account.id).in_(wanted[chunk:chunk + 900]))).all():
-            if account.id is not None:
-                found[account.id] = account
-    return found

@@ -6,10 +6,10 @@ and in the other ``engine/store`` modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Update, and_, bindparam, delete, func, insert, or_, update
 from sqlalchemy.engine import Engine
@@ -33,6 +33,19 @@ from engine.store.tables import (
     WebhookDelivery,
     WebhookEndpointState,
 )
+
+T = TypeVar("T", int, str)
+
+#: Values per ``IN (…)`` list: well under SQLite's (32,766) and PostgreSQL's parameter limits.
+IN_CHUNK = 900
+
+
+def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
+    """The distinct values, sorted, in lists of at most ``IN_CHUNK`` for ``IN`` queries."""
+    wanted = sorted(set(values))
+    for start in range(0, len(wanted), IN_CHUNK):
+        yield wanted[start:start + IN_CHUNK]
+
 
 _OUTBOX_UPDATES: dict[tuple[str, ...], Update] = {}
 
@@ -117,11 +130,10 @@ class UnitOfWork:
 
     def suppressions_of(self, hashes: Iterable[str]) -> dict[str, str]:
         """Suppression reason per address hash, for the hashes that are suppressed."""
-        wanted = sorted(set(hashes))
         found: dict[str, str] = {}
-        for start in range(0, len(wanted), 900):  # stay under SQLite's parameter limit
+        for chunk in in_chunks(hashes):
             rows = self.session.exec(select(Suppression.email_hash, Suppression.reason).where(
-                col(Suppression.email_hash).in_(wanted[start:start + 900]))).all()
+                col(Suppression.email_hash).in_(chunk))).all()
             found.update({digest: reason for digest, reason in rows})
         return found
 
@@ -280,11 +292,12 @@ class UnitOfWork:
         return {row.id: row for row in rows if row.id is not None}
 
     def accounts_by_id(self, ids: Iterable[int]) -> dict[int, Account]:
-        wanted = [i for i in ids if i is not None]
-        if not wanted:
-            return {}
-        rows = self.session.exec(select(Account).where(col(Account.id).in_(wanted))).all()
-        return {row.id: row for row in rows if row.id is not None}
+        found: dict[int, Account] = {}
+        for chunk in in_chunks(i for i in ids if i is not None):
+            for row in self.session.exec(select(Account).where(col(Account.id).in_(chunk))):
+                if row.id is not None:
+                    found[row.id] = row
+        return found
 
     def sent_content_of(self, lead_ids: Iterable[int]) -> set[tuple[int, str]]:
         rows = self.session.exec(select(SentContent.lead_id, SentContent.content_id)
@@ -403,28 +416,25 @@ class UnitOfWork:
 
     def event_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of these idempotency keys are recorded already."""
-        wanted = sorted(set(keys))
         found: set[str] = set()
-        for start in range(0, len(wanted), 900):
+        for chunk in in_chunks(keys):
             found.update(k for k in self.session.exec(select(Event.idempotency_key).where(
-                col(Event.idempotency_key).in_(wanted[start:start + 900]))).all() if k)
+                col(Event.idempotency_key).in_(chunk))).all() if k)
         return found
 
     def active_enrollments_of(self, lead_ids: list[int]) -> dict[int, list[Enrollment]]:
         found: dict[int, list[Enrollment]] = {}
-        for start in range(0, len(lead_ids), 900):
+        for chunk in in_chunks(lead_ids):
             for enrollment in self.session.exec(select(Enrollment).where(
-                    col(Enrollment.lead_id).in_(lead_ids[start:start + 900]),
+                    col(Enrollment.lead_id).in_(chunk),
                     col(Enrollment.status) == "active").order_by(col(Enrollment.id))).all():
                 found.setdefault(enrollment.lead_id, []).append(enrollment)
         return found
 
     def leads_by_email(self, emails: Iterable[str]) -> dict[str, Lead]:
-        wanted = sorted(set(emails))
         found: dict[str, Lead] = {}
-        for start in range(0, len(wanted), 900):
-            for lead in self.session.exec(select(Lead).where(
-                    col(Lead.email).in_(wanted[start:start + 900]))).all():
+        for chunk in in_chunks(emails):
+            for lead in self.session.exec(select(Lead).where(col(Lead.email).in_(chunk))).all():
                 if lead.email is not None:
                     found[lead.email] = lead
         return found
