@@ -59,6 +59,18 @@ class BouncesIn(BaseModel):
     bounces: list[BounceIn] = Field(min_length=1, max_length=1000)
 
 
+def _new_event(item: EventIn, lead_id: int, now: datetime) -> NewEvent:
+    occurred = item.occurred_at
+    if occurred is not None and occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=UTC)  # no zone given: the API speaks UTC
+    if occurred is not None and occurred > now:
+        occurred = now  # events from the future do not count early
+    return NewEvent(lead_id=lead_id, type=item.type, content_id=item.content_id,
+                    occurred_at=occurred, source="api",
+                    data={"page": item.page} if item.page else {},
+                    idempotency_key=item.idempotency_key)
+
+
 def router(ripen: Ripen) -> APIRouter:
     api = APIRouter()
 
@@ -91,26 +103,14 @@ def router(ripen: Ripen) -> APIRouter:
     def event(body: EventIn, request: Request, tasks: BackgroundTasks) -> JSONResponse:
         """Website visits, webinar attendance, form fills … from other systems (API key)."""
         require_api_key(request, ripen.settings.api_keys)
-        try:
-            email = normalise_email(body.email)
-        except InvalidAddress as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
-        if body.content_id is not None and body.content_id not in ripen.config.content:
-            return JSONResponse({"error": f'unknown content "{body.content_id}"'},
-                                status_code=422)
+        email, problem = _checked(body)
+        if problem is not None:
+            return JSONResponse({"error": problem}, status_code=422)
         with ripen.uow() as uow:
-            lead = uow.lead_by_email(email)
+            lead = uow.lead_by_email(email or "")
         if lead is None or lead.id is None:
             return JSONResponse({"status": "ignored", "reason": "unknown lead"}, status_code=202)
-        occurred = body.occurred_at
-        if occurred is not None and occurred.tzinfo is None:
-            occurred = occurred.replace(tzinfo=UTC)  # no zone given: the API speaks UTC
-        if occurred is not None and occurred > ripen.clock():
-            occurred = ripen.clock()  # events from the future do not count early
-        recorded = ripen.journeys.record_event(
-            lead_id=lead.id, type=body.type, content_id=body.content_id, occurred_at=occurred,
-            source="api", data={"page": body.page} if body.page else {},
-            idempotency_key=body.idempotency_key)
+        [recorded] = ripen.journeys.record_events([_new_event(body, lead.id, ripen.clock())])
         handover = recorded.handover_id if recorded is not None else None
         push_handover(ripen, handover, tasks)
         return JSONResponse({"status": "recorded", "handover": handover is not None},
@@ -121,17 +121,10 @@ def router(ripen: Ripen) -> APIRouter:
         """Up to 1,000 events in one transaction (web analytics, webinar platforms): each
         has the effect it would have alone; each lead is scored and qualified once."""
         require_api_key(request, ripen.settings.api_keys)
-        problems = []
-        emails: list[str | None] = []
-        for number, item in enumerate(body.events):
-            try:
-                emails.append(normalise_email(item.email))
-            except InvalidAddress as exc:
-                emails.append(None)
-                problems.append({"index": number, "error": str(exc)})
-            if item.content_id is not None and item.content_id not in ripen.config.content:
-                problems.append({"index": number,
-                                 "error": f'unknown content "{item.content_id}"'})
+        checked = [_checked(item) for item in body.events]
+        problems = [{"index": number, "error": problem}
+                    for number, (_, problem) in enumerate(checked) if problem is not None]
+        emails = [email for email, _ in checked]
         if problems:  # all or nothing: a batch with a bad event changes nothing
             return JSONResponse({"error": "invalid events", "events": problems[:100]},
                                 status_code=422)
@@ -144,14 +137,7 @@ def router(ripen: Ripen) -> APIRouter:
             if lead is None or lead.id is None:
                 unknown += 1
                 continue
-            occurred = item.occurred_at
-            if occurred is not None and occurred.tzinfo is None:
-                occurred = occurred.replace(tzinfo=UTC)
-            batch.append(NewEvent(
-                lead_id=lead.id, type=item.type, content_id=item.content_id,
-                occurred_at=min(occurred, now) if occurred is not None else None,
-                source="api", data={"page": item.page} if item.page else {},
-                idempotency_key=item.idempotency_key))
+            batch.append(_new_event(item, lead.id, now))
         recorded = ripen.journeys.record_events(batch) if batch else []
         handovers = {r.handover_id for r in recorded if r is not None and r.handover_id}
         if handovers:  # their webhooks and the reps' notices, right after the answer
@@ -160,6 +146,16 @@ def router(ripen: Ripen) -> APIRouter:
                              "duplicates": sum(1 for r in recorded if r is None),
                              "unknown_leads": unknown, "handovers": len(handovers)},
                             status_code=202)
+
+    def _checked(item: EventIn) -> tuple[str | None, str | None]:
+        """(normalised address, the reason the event is refused or None)."""
+        try:
+            email = normalise_email(item.email)
+        except InvalidAddress as exc:
+            return None, str(exc)
+        if item.content_id is not None and item.content_id not in ripen.config.content:
+            return email, f'unknown content "{item.content_id}"'
+        return email, None
 
     @api.post("/api/bounces", tags=["tracking"])
     def bounces(body: BouncesIn, request: Request) -> JSONResponse:
