@@ -60,8 +60,7 @@ class FunnelReport:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["start"], data["end"] = self.start.isoformat(), self.end.isoformat()
-        for name in ("total",):
-            data[name]["conversions"] = getattr(self, name).conversions()
+        data["total"]["conversions"] = self.total.conversions()
         for group in ("by_persona", "by_source", "by_campaign"):
             for key, waterfall in getattr(self, group).items():
                 data[group][key]["conversions"] = waterfall.conversions()
