@@ -136,9 +136,14 @@ class ConsentService:
 
     def sign_up(self, request: SignUp) -> SignUpResult:
         """Record a sign-up and queue its confirmation mail; see the module docstring."""
-        email = normalise_email(request.email, check_deliverability=self.check_deliverability)
-        text = self._check_request(request)
         now = self.clock()
+        try:
+            email = normalise_email(request.email,
+                                    check_deliverability=self.check_deliverability)
+        except InvalidAddress as refused:
+            self._count_refused(request, str(refused), now)
+            raise
+        text = self._check_request(request)
         digest = address_hash(email)
         with self.uow() as uow:
             retry = self._count_attempt(uow, digest, request.ip, now)
@@ -153,6 +158,10 @@ class ConsentService:
                 return SignUpResult(Answer.ACCEPTED, LeadState.SUPPRESSED)
 
             lead = uow.lead_by_email(email)
+            if lead is not None and lead.id is not None:
+                # A second sign-up of a known address merges into its lead (data quality).
+                uow.add(Event(lead_id=lead.id, type="signup_merged", source=request.source,
+                              data={"form": request.form}, occurred_at=now, recorded_at=now))
             if lead is not None and lead.status == "confirmed":
                 _merge_profile(lead, request, now)
                 attach_account(uow, lead, request.company, request.account, now,
@@ -210,6 +219,15 @@ class ConsentService:
             uow.commit()
             assert row.id is not None
             return SignUpResult(Answer.ACCEPTED, state, send_now=[row.id])
+
+    def _count_refused(self, request: SignUp, reason: str, now: datetime) -> None:
+        """A refused address counts as an attempt (rate limits) and for data quality; only
+        a hash of what was typed is kept."""
+        typed = request.email if isinstance(request.email, str) else ""
+        with self.uow() as uow:
+            uow.add(SignupAttempt(email_hash=address_hash(typed), ip=request.ip, at=now,
+                                  refused=_clip(reason, 200)))
+            uow.commit()
 
     def _count_attempt(self, uow: UnitOfWork, digest: str, ip: str | None,
                        now: datetime) -> int | None:

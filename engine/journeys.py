@@ -31,7 +31,7 @@ from engine.fit import best_persona, fit_grade, fit_points, profile_of
 from engine.mail.context import marketing_context
 from engine.mail.message import new_message_id
 from engine.mail.render import Renderer
-from engine.policy import next_send_time
+from engine.policy import earliest_send
 from engine.scoring import Scorer
 from engine.stages import JourneyStage
 from engine.store.tables import (
@@ -40,7 +40,9 @@ from engine.store.tables import (
     Event,
     Lead,
     MailOutbox,
+    SendDeferral,
     SentContent,
+    StageEntry,
     TrackedLink,
 )
 from engine.store.uow import UnitOfWork, UowFactory
@@ -199,6 +201,8 @@ class JourneyRuntime:
                                 started_at=now)
         self._enter(enrollment, journey, journey.entry[start], now)
         uow.add(enrollment)
+        uow.add(StageEntry(lead_id=lead.id, journey_id=journey.id, stage=start.value,
+                           entered_at=now))
         _raise_funnel_stage(lead, start, now)
         lead.qualify_at = now  # a new lead (or a recycled one) is scored on the next tick
         uow.add(lead)
@@ -238,7 +242,7 @@ class JourneyRuntime:
                         self._next(enrollment, journey, now)
                         report.counts["moved"] += 1
                     elif isinstance(step, AdvanceStep):
-                        self._advance(enrollment, lead, journey, step.advance, now)
+                        self._advance(uow, enrollment, lead, journey, step.advance, now)
                         report.counts["advanced"] += 1
                     else:
                         assert isinstance(step, ExitStep)
@@ -257,12 +261,16 @@ class JourneyRuntime:
         if (lead.id, content.id) in batch.sent:
             self._next(enrollment, journey, batch.now)
             return "skipped_already_sent"
-        when = next_send_time(now=batch.now, policy=self.config.policy,
-                              recent=batch.recent.get(lead.id, []), time_zone=lead.time_zone)
+        when, reason = earliest_send(now=batch.now, policy=self.config.policy,
+                                     recent=batch.recent.get(lead.id, []),
+                                     time_zone=lead.time_zone)
         if lead.mail_paused_until is not None and lead.mail_paused_until > when:
-            when = lead.mail_paused_until
+            when, reason = lead.mail_paused_until, "paused"
         if when > batch.now:
             enrollment.due_at = when
+            batch.deferrals.append({"lead_id": lead.id, "journey_id": journey.id,
+                                    "step_id": step.id, "reason": reason or "paused",
+                                    "deferred_at": batch.now, "until": when})
             return "deferred"
         self._write_mail(batch, journey, step, lead, content)
         batch.sent.add((lead.id, content.id))
@@ -392,8 +400,8 @@ class JourneyRuntime:
         else:
             self._enter(enrollment, journey, target, now)
 
-    def _advance(self, enrollment: Enrollment, lead: Lead, journey: CompiledJourney,
-                 stage: JourneyStage, now: datetime) -> None:
+    def _advance(self, uow: UnitOfWork, enrollment: Enrollment, lead: Lead,
+                 journey: CompiledJourney, stage: JourneyStage, now: datetime) -> None:
         current = self.config.journeys.get(journey.id)
         if current is not None and current.version != journey.version and \
                 current.model.in_flight.policy == "drain":
@@ -403,6 +411,8 @@ class JourneyRuntime:
                 stage = next(iter(journey.entry))
         enrollment.stage = stage.value
         enrollment.stage_entered_at = now
+        uow.add(StageEntry(lead_id=enrollment.lead_id, journey_id=journey.id,
+                           stage=stage.value, entered_at=now))
         self._enter(enrollment, journey, journey.entry[stage], now)
         _raise_funnel_stage(lead, stage, now)
         lead.qualify_at = now  # a stage rule (e.g. BEW with a download) may now hold
@@ -513,7 +523,7 @@ class JourneyRuntime:
         rule = plan.exit if plan is not None else None
         later = [s for s in item.stages if s in declared and ORDER.index(s) > ORDER.index(current)]
         if later and (rule is None or rule.skip_ahead):
-            self._advance(enrollment, lead, journey, max(later, key=ORDER.index), now)
+            self._advance(uow, enrollment, lead, journey, max(later, key=ORDER.index), now)
             uow.add(lead)
             return
         if current not in item.stages:
@@ -530,7 +540,7 @@ class JourneyRuntime:
         if engaged >= needed:
             target = rule.to if rule and rule.to else (None if is_last else declared[position + 1])
             if target is not None:
-                self._advance(enrollment, lead, journey, target, now)
+                self._advance(uow, enrollment, lead, journey, target, now)
                 uow.add(lead)
 
 
@@ -565,9 +575,12 @@ class _Batch:
         self.mails: list[dict[str, Any]] = []
         self.links: list[dict[str, Any]] = []
         self.sent_rows: list[dict[str, Any]] = []
+        self.deferrals: list[dict[str, Any]] = []
 
     def write(self) -> None:
-        """The batch's mails, tracked links and sent-content rows, one statement each."""
+        """The batch's mails, tracked links, sent-content rows and deferrals, one statement
+        each."""
         self.uow.insert_rows(TrackedLink, self.links)
         self.uow.insert_rows(MailOutbox, self.mails)
         self.uow.insert_rows(SentContent, self.sent_rows)
+        self.uow.insert_rows(SendDeferral, self.deferrals)

@@ -34,17 +34,27 @@ def _end_of_quiet(policy: Policy, local: datetime) -> datetime:
 def next_send_time(*, now: datetime, policy: Policy, recent: Sequence[datetime],
                    time_zone: str | None = None) -> datetime:
     """``now`` when a marketing mail may go out now, else the earliest time it may."""
+    return earliest_send(now=now, policy=policy, recent=recent, time_zone=time_zone)[0]
+
+
+def earliest_send(*, now: datetime, policy: Policy, recent: Sequence[datetime],
+                  time_zone: str | None = None) -> tuple[datetime, str | None]:
+    """The earliest time a marketing mail may go out, and the rule that first held it
+    back (business_days, holiday, quiet_hours, frequency_cap; None when it may go now)."""
     zone = ZoneInfo(time_zone or policy.timezone)
     candidate = now
+    reason: str | None = None
     for _ in range(400):  # bounded: a year of blocked days at most
         local = candidate.astimezone(zone)
-        if WEEKDAYS[local.weekday()] not in policy.business_days or \
-                local.date() in policy.holidays:
+        blocked_day = WEEKDAYS[local.weekday()] not in policy.business_days
+        if blocked_day or local.date() in policy.holidays:
+            reason = reason or ("business_days" if blocked_day else "holiday")
             next_day = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0,
                                                            microsecond=0)
             candidate = next_day.astimezone(now.tzinfo)
             continue
         if _quiet(policy, local.time()):
+            reason = reason or "quiet_hours"
             candidate = _end_of_quiet(policy, local).astimezone(now.tzinfo)
             continue
         later = candidate
@@ -53,7 +63,8 @@ def next_send_time(*, now: datetime, policy: Policy, recent: Sequence[datetime],
             if len(window) >= cap.max:
                 later = max(later, window[-cap.max] + cap.per)
         if later != candidate:
+            reason = reason or "frequency_cap"
             candidate = later
             continue
-        return candidate
-    return candidate
+        return candidate, reason
+    return candidate, reason

@@ -51,6 +51,22 @@ def follow(runtime: JourneyRuntime, tokens: Tokens, token: str, *, user_agent: s
     return Click(link.url, scanner, recorded.handover_id if recorded else None)
 
 
+def contact_request(runtime: JourneyRuntime, tokens: Tokens, token: str, *,
+                    ip: str | None) -> int | None:
+    """The fast lane's "talk to an expert" (POST behind the mail's link): the lead goes to
+    sales at once, whatever its score. Returns the new handover's id (None when the lead
+    is already with sales or the request was already made). Raises ``TokenInvalid``."""
+    public_id = tokens.loads(Purpose.FAST_LANE, token, now=runtime.clock())
+    with runtime.uow() as uow:
+        lead = uow.lead_by_public_id(public_id)
+    if lead is None or lead.id is None:
+        raise TokenInvalid("the link is not valid")
+    recorded = runtime.record_event(lead_id=lead.id, type="contact_request",
+                                    source="fast_lane", data={"ip": ip},
+                                    idempotency_key=f"fast-lane:{token[-43:]}")
+    return recorded.handover_id if recorded else None
+
+
 def opened(runtime: JourneyRuntime, tokens: Tokens, token: str, *,
            user_agent: str | None) -> bool:
     """Record an open of the mail behind an open-pixel token; False when not recorded."""

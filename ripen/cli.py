@@ -601,28 +601,31 @@ def report(
         help="Day after the period (YYYY-MM-DD) [default: tomorrow]", show_default=False)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write a self-contained HTML report with charts to this file",
+        show_default=False)] = None,
 ) -> None:
     """The funnel for a period: the demand waterfall (Inquiry → MQL → SAL → Won) in total
-    and by persona, source and campaign; fast-lane share, SLA, rejection reasons, recycled
-    leads, content performance, sources ranked by quality, data quality."""
+    and by persona, source and campaign; the advanced funnel (INF … BEW) with velocity;
+    fast-lane share, SLA, rejection reasons, recycled leads; content and journey performance
+    (sends, clicks, stage advances, unsubscribe and bounce rates); sends deferred or
+    suppressed by policy; sources ranked by quality; data quality."""
     import json
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
-    from engine.report import WATERFALL, funnel_report
-
-    def day(text: str, option: str) -> datetime:
-        try:
-            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-        except ValueError:
-            raise RipenError(f'{option} "{text}" is not a date like 2026-10-01') from None
+    from engine.report import WATERFALL, funnel_report, period
 
     with _ripen() as ripen_app, ripen_app.uow() as uow:
-        today = ripen_app.clock().replace(hour=0, minute=0, second=0, microsecond=0)
-        end = day(until, "--until") if until else today + timedelta(days=1)
-        start = day(since, "--since") if since else end - timedelta(days=91)
-        if start >= end:
-            raise RipenError("--since must be before --until")
+        start, end = period(since, until, ripen_app.clock(), names=("--since", "--until"))
         result = funnel_report(uow, start, end)
+        generated = ripen_app.wall()
+    if html is not None:
+        from ripen import html_report
+
+        html_report.write(html, html_report.render(result, title="ripen funnel report",
+                                                   generated=generated))
+        if not as_json:
+            out.print(f"HTML report written to {html}", markup=False, soft_wrap=True)
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
         return
@@ -649,15 +652,169 @@ def report(
         ranking.add_row(row["source"], str(row["leads"]), f"{row['sal_rate']:.0%}",
                         f"{row['won_rate']:.0%}")
     out.print(ranking)
-    content = Table("content", "sends", "clicks", "downloads", box=box.SIMPLE)
+    if result.stages:
+        stages = Table("stage", "reached", "of previous", "days (median)", "days (p90)",
+                       "stays", box=box.SIMPLE)
+        for flow in result.stages:
+            stages.add_row(flow.stage, str(flow.reached),
+                           f"{flow.conversion:.0%}" if flow.conversion is not None else "",
+                           f"{flow.days_median:.1f}" if flow.days_median is not None else "-",
+                           f"{flow.days_p90:.1f}" if flow.days_p90 is not None else "-",
+                           str(flow.stays))
+        out.print(stages)
+
+    def rate(value: float | None) -> str:
+        return f"{value:.1%}" if value is not None else "-"
+
+    content = Table("content", "sends", "clicks", "downloads", "advances", "unsubscribed",
+                    "bounced", box=box.SIMPLE)
     for content_id, counts in result.content.items():
         content.add_row(content_id, str(counts["sends"]), str(counts["clicks"]),
-                        str(counts["downloads"]))
+                        str(counts["downloads"]), str(counts["stage_advances"]),
+                        rate(counts["unsubscribe_rate"]), rate(counts["bounce_rate"]))
     out.print(content)
+    if result.journeys:
+        journeys = Table("journey", "sends", "deferred", "unsubscribed", "bounced",
+                         box=box.SIMPLE)
+        for journey_id, row in result.journeys.items():
+            journeys.add_row(journey_id, str(row["sends"]), str(row["deferred"]),
+                             rate(row.get("unsubscribe_rate")), rate(row.get("bounce_rate")))
+        out.print(journeys)
+    for kind in ("deferred", "suppressed"):
+        found = result.policy.get(kind, {})
+        out.print(f"{kind} by policy: " + (", ".join(f"{k} {v}" for k, v in found.items())
+                                            or "none"), markup=False, soft_wrap=True)
     quality = result.data_quality
     out.print("data quality of confirmed leads: " + (", ".join(
         f"{k.replace('_', ' ')} {v}" for k, v in quality.items()) or "no leads"),
         markup=False, soft_wrap=True)
+
+
+def _shares(texts: list[str] | None, option: str) -> dict[str, float] | None:
+    """``name=share`` options (repeatable) into a mix; RipenError names the bad one."""
+    if not texts:
+        return None
+    mix: dict[str, float] = {}
+    for text in texts:
+        name, _, share = text.partition("=")
+        try:
+            value = float(share.rstrip("%")) / (100 if share.endswith("%") else 1)
+        except ValueError:
+            raise RipenError(f'{option} "{text}" is not NAME=SHARE, e.g. {option} '
+                             "eager=0.3") from None
+        mix[name.strip()] = value
+    return mix
+
+
+@app.command()
+def simulate(
+    root: RootOption = None,
+    leads: Annotated[int, typer.Option(help="Synthetic leads in the cohort")] = 200,
+    days: Annotated[int, typer.Option(help="Virtual days to run")] = 90,
+    seed: Annotated[int, typer.Option(help="Same seed, same result")] = 1,
+    persona: Annotated[list[str] | None, typer.Option(
+        help="Persona mix ID=SHARE, repeatable [default: every persona with a nurture "
+             "journey, equally]", show_default=False)] = None,
+    behaviour: Annotated[list[str] | None, typer.Option(
+        help="Behaviour mix NAME=SHARE of eager, slow, never, fast_lane "
+             "[default: eager=0.2 slow=0.4 never=0.3 fast_lane=0.1]",
+        show_default=False)] = None,
+    arrival_days: Annotated[int, typer.Option(
+        help="Sign-ups spread over this many first days")] = 14,
+    fit: Annotated[float, typer.Option(
+        help="Share of leads whose company fits their persona (industry, size)")] = 0.7,
+    tick_minutes: Annotated[int, typer.Option(
+        help="Virtual minutes between scheduler ticks (at the least)")] = 60,
+    start: Annotated[str, typer.Option(help="First virtual day, YYYY-MM-DD (a Monday by "
+                                       "default)")] = "2026-01-05",
+    database: Annotated[str | None, typer.Option(
+        help="Keep the simulated data in this EMPTY database (URL), e.g. to run `ripen "
+             "report` on it [default: a temporary SQLite file, removed]",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write an HTML report with charts to this file",
+        show_default=False)] = None,
+) -> None:
+    """Try the journeys before they go live: synthetic leads (persona mix, behaviour
+    profiles) through the real engine on a virtual clock. Prints per persona the MQL rate,
+    days to MQL, mails per lead, sends deferred by policy and leads left by the slowest
+    case, and the path coverage of every step and branch. Nothing is sent: mail is
+    captured, webhooks stay unsent; your database is not touched."""
+    import json
+    from datetime import timedelta
+
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from engine.bootstrap import bootstrap
+    from engine.clock import ManualClock
+    from engine.simulate import Spec
+    from engine.simulate import simulate as run_simulation
+
+    try:
+        first = datetime.strptime(start, "%Y-%m-%d").replace(hour=8, tzinfo=UTC)
+    except ValueError:
+        raise RipenError(f'--start "{start}" is not a date like 2026-01-05') from None
+    spec = Spec(leads=leads, days=days, seed=seed, personas=_shares(persona, "--persona"),
+                behaviours=_shares(behaviour, "--behaviour") or Spec().behaviours,
+                arrival_days=arrival_days, fit=fit, tick=timedelta(minutes=tick_minutes),
+                start=first)
+    with tempfile.TemporaryDirectory(prefix="ripen-simulate-") as scratch:
+        url = database or f"sqlite:///{Path(scratch, 'simulation.db').as_posix()}"
+        clock = ManualClock(first)
+        ripen_app = bootstrap(_settings(root).model_copy(update={"database_url": url}),
+                              clock=clock)
+        console = Console(stderr=True) if as_json else out
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total} days"), console=console,
+                          transient=as_json) as progress:
+                task = progress.add_task(f"simulating {leads} leads", total=days)
+                result = run_simulation(ripen_app, clock, spec,
+                                        progress=lambda n: progress.advance(task, n))
+            generated = ripen_app.wall()
+        finally:
+            ripen_app.dispose()
+    if html is not None:
+        from ripen import html_report
+
+        assert result.report is not None
+        html_report.write(html, html_report.render(
+            result.report, title=f"ripen simulation (seed {seed})", generated=generated,
+            simulation=result.as_json()))
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+        return
+    for title, groups in (("persona", result.personas), ("behaviour", result.by_behaviour)):
+        table = Table(title, "leads", "MQL", "rate", "days to MQL", "p90", "mails/lead",
+                      "deferred", "slowest case", "unsubscribed", box=box.SIMPLE)
+        for name, row in groups.items():
+            table.add_row(name, str(row["leads"]), str(row["mql"]),
+                          f"{row['mql_rate']:.0%}",
+                          *(f"{row[k]:.1f}" if row[k] is not None else "-"
+                            for k in ("days_to_mql_median", "days_to_mql_p90")),
+                          f"{row['mails_per_lead']:.1f}", str(row["deferred"]),
+                          str(row["slowest_case"]), str(row["unsubscribed"]))
+        out.print(table)
+    out.print("mails: " + ", ".join(f"{k} {v}" for k, v in result.mails.items())
+              + "; deferred by policy: " + (", ".join(f"{k} {v}" for k, v in
+                                                      result.deferred.items()) or "none"),
+              markup=False, soft_wrap=True)
+    for journey_id, steps in result.coverage.items():
+        reached = sum(1 for step in steps if step.reached)
+        out.print(f"{journey_id}: {reached} of {len(steps)} steps reached", markup=False)
+    if result.unreached:
+        out.print("never reached (steps, and branch outcomes never taken):", markup=False)
+        for item in result.unreached:
+            out.print(f"  {item}", markup=False, soft_wrap=True)
+    if result.not_entered:
+        out.print("journeys no simulated lead entered: " + ", ".join(result.not_entered),
+                  markup=False, soft_wrap=True)
+    if html is not None:
+        out.print(f"HTML report written to {html}", markup=False, soft_wrap=True)
+    if database is not None:
+        out.print(f"the simulated data stays in {database}: `ripen report --since "
+                  f"{start}` shows its funnel", markup=False, soft_wrap=True)
 
 
 @routing_app.command("report")

@@ -49,6 +49,29 @@ class Mailer(Protocol):
     def close(self) -> None: ...
 
 
+class CaptureMailer:
+    """Keeps every mail in memory, in order (``ripen simulate``): nothing leaves the process."""
+
+    name = "capture"
+
+    def __init__(self) -> None:
+        self.mails: list[tuple[str, bytes]] = []
+
+    def send(self, sender: str, recipient: str, message: bytes,
+             before_data: Callable[[], None]) -> Result:
+        before_data()
+        self.mails.append((recipient, message))
+        return Result(Outcome.SENT, 250)
+
+    def take(self) -> list[tuple[str, bytes]]:
+        """The mails captured since the last call."""
+        taken, self.mails = self.mails, []
+        return taken
+
+    def close(self) -> None:
+        pass
+
+
 class MaildirMailer:
     """The embedded default: every mail becomes a file in ``var/outbox`` (a Maildir)."""
 

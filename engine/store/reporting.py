@@ -8,7 +8,18 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from engine.store.tables import Event, Handover, Lead, SentContent
+from engine.store.tables import (
+    ConsentRecord,
+    Enrollment,
+    Event,
+    Handover,
+    Lead,
+    MailOutbox,
+    SendDeferral,
+    SentContent,
+    SignupAttempt,
+    StageEntry,
+)
 from engine.store.uow import in_chunks
 
 
@@ -60,3 +71,124 @@ def engagement_by_content(session: Session, start: datetime,
             col(Event.is_scanner).is_(False), col(Event.content_id).is_not(None),
             col(Event.type).in_(("click", "download")))
         .group_by(col(Event.content_id), col(Event.type))).all()]
+
+
+def stage_entries_of(session: Session, lead_ids: list[int]) -> dict[int, list[StageEntry]]:
+    """Each lead's stage entries, oldest first."""
+    found: dict[int, list[StageEntry]] = {}
+    for chunk in in_chunks(lead_ids):
+        for entry in session.exec(select(StageEntry).where(
+                col(StageEntry.lead_id).in_(chunk)).order_by(
+                col(StageEntry.lead_id), col(StageEntry.entered_at), col(StageEntry.id))).all():
+            found.setdefault(entry.lead_id, []).append(entry)
+    return found
+
+
+def stage_entries(session: Session, start: datetime, end: datetime) -> Sequence[StageEntry]:
+    return session.exec(select(StageEntry).where(col(StageEntry.entered_at) >= start,
+                                                 col(StageEntry.entered_at) < end)).all()
+
+
+def engagements(session: Session, start: datetime,
+                end: datetime) -> list[tuple[int, str, datetime]]:
+    """(lead, content, recorded at) of the clicks and downloads recorded in the period."""
+    return [(lead_id, content_id or "", recorded_at) for lead_id, content_id, recorded_at in
+            session.exec(select(Event.lead_id, Event.content_id, Event.recorded_at).where(
+                col(Event.recorded_at) >= start, col(Event.recorded_at) < end,
+                col(Event.is_scanner).is_(False), col(Event.content_id).is_not(None),
+                col(Event.type).in_(("click", "download")))).all()]
+
+
+def sends(session: Session, start: datetime, end: datetime) -> Sequence[SentContent]:
+    return session.exec(select(SentContent).where(col(SentContent.sent_at) >= start,
+                                                  col(SentContent.sent_at) < end)).all()
+
+
+def sent_content_of(session: Session, lead_ids: list[int]) -> dict[int, list[SentContent]]:
+    """Each lead's journey mails, oldest first."""
+    found: dict[int, list[SentContent]] = {}
+    for chunk in in_chunks(lead_ids):
+        for row in session.exec(select(SentContent).where(
+                col(SentContent.lead_id).in_(chunk)).order_by(
+                col(SentContent.sent_at), col(SentContent.id))).all():
+            found.setdefault(row.lead_id, []).append(row)
+    return found
+
+
+def unsubscribes(session: Session, start: datetime, end: datetime) -> list[tuple[int, datetime]]:
+    """(lead, when) of every withdrawal of e-mail consent in the period."""
+    return [(lead_id, at) for lead_id, at in session.exec(
+        select(ConsentRecord.lead_id, ConsentRecord.occurred_at).where(
+            col(ConsentRecord.action) == "withdrawn",
+            col(ConsentRecord.purpose) == "email_marketing",
+            col(ConsentRecord.occurred_at) >= start, col(ConsentRecord.occurred_at) < end)).all()
+            if lead_id is not None]
+
+
+def bounced_mails(session: Session, start: datetime, end: datetime) -> list[str]:
+    """The outbox keys of journey mails that bounced in the period: refused by the relay
+    (5xx at submission) or reported later (delivery-status reports, complaints)."""
+    keys = [key for key in session.exec(select(MailOutbox.idempotency_key).where(
+        col(MailOutbox.status) == "failed", col(MailOutbox.category) == "nurture",
+        col(MailOutbox.created_at) >= start, col(MailOutbox.created_at) < end)).all()]
+    for data in session.exec(select(Event.data).where(
+            col(Event.type).in_(("bounce_hard", "bounce_soft", "complaint")),
+            col(Event.occurred_at) >= start, col(Event.occurred_at) < end)).all():
+        key = (data or {}).get("journey")
+        if isinstance(key, str) and key.startswith("journey:"):
+            keys.append(key)
+    return keys
+
+
+def deferrals(session: Session, start: datetime,
+              end: datetime) -> list[tuple[str, str, int]]:
+    """(journey, reason, count) of journey mails the contact policy held back."""
+    return [(journey, reason, int(count)) for journey, reason, count in session.exec(
+        select(SendDeferral.journey_id, SendDeferral.reason, func.count()).where(
+            col(SendDeferral.deferred_at) >= start, col(SendDeferral.deferred_at) < end)
+        .group_by(col(SendDeferral.journey_id), col(SendDeferral.reason))).all()]
+
+
+def suppressed_sends(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    """Mails stopped right before sending, by reason (suppressed address, no consent …)."""
+    return {reason or "suppressed": int(count) for reason, count in session.exec(
+        select(MailOutbox.last_error, func.count()).where(
+            col(MailOutbox.status) == "suppressed",
+            col(MailOutbox.created_at) >= start, col(MailOutbox.created_at) < end)
+        .group_by(col(MailOutbox.last_error))).all()}
+
+
+def refused_signups(session: Session, start: datetime, end: datetime) -> int:
+    return int(session.exec(select(func.count()).select_from(SignupAttempt).where(
+        col(SignupAttempt.refused).is_not(None), col(SignupAttempt.at) >= start,
+        col(SignupAttempt.at) < end)).one())
+
+
+def merged_signups(session: Session, start: datetime, end: datetime) -> int:
+    return int(session.exec(select(func.count()).select_from(Event).where(
+        col(Event.type) == "signup_merged", col(Event.occurred_at) >= start,
+        col(Event.occurred_at) < end)).one())
+
+
+def first_handovers(session: Session) -> dict[int, datetime]:
+    """Each lead's first handover to sales (fast lane or MQL)."""
+    found: dict[int, datetime] = {}
+    for lead_id, created_at in session.exec(select(Handover.lead_id, Handover.created_at)
+                                            .order_by(col(Handover.created_at))).all():
+        found.setdefault(lead_id, created_at)
+    return found
+
+
+def leads_exited(session: Session, reason: str) -> set[int]:
+    """Leads with an enrollment that ended for ``reason`` (e.g. slowest_case)."""
+    return set(session.exec(select(Enrollment.lead_id).where(
+        col(Enrollment.exit_reason) == reason)).all())
+
+
+def deferrals_by_lead(session: Session) -> dict[int, int]:
+    return {lead_id: int(count) for lead_id, count in session.exec(
+        select(SendDeferral.lead_id, func.count()).group_by(col(SendDeferral.lead_id))).all()}
+
+
+def lead_count(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Lead)).one())

@@ -318,6 +318,34 @@ class TrackedLink(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class StageEntry(SQLModel, table=True):
+    """A lead entering a journey stage (INF … CUS): the history behind velocity reports."""
+
+    __tablename__ = "stage_entry"
+    __table_args__ = (Index("ix_stage_entry_lead", "lead_id", "entered_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id")
+    journey_id: str = Field(max_length=80)
+    stage: str = Field(max_length=3)
+    entered_at: datetime = _when()
+
+
+class SendDeferral(SQLModel, table=True):
+    """A journey mail the contact policy held back, why, and until when (reports)."""
+
+    __tablename__ = "send_deferral"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    journey_id: str = Field(max_length=80)
+    step_id: str = Field(max_length=80)
+    reason: str = Field(max_length=20, description="business_days | holiday | quiet_hours | "
+                        "frequency_cap | paused")
+    deferred_at: datetime = _when(index=True)
+    until: datetime = _when()
+
+
 class JourneyVersion(SQLModel, table=True):
     """Every journey version that went live, so leads pinned to it can finish it."""
 
@@ -340,9 +368,11 @@ class SignupAttempt(SQLModel, table=True):
     email_hash: str = Field(max_length=64, index=True)
     ip: str | None = Field(default=None, max_length=45, index=True)
     at: datetime = _when(index=True)
+    refused: str | None = Field(default=None, max_length=200,
+                                description="why the address was refused (invalid …)")
 
 
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
 TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, Handover,
           WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink, JourneyVersion,
-          WebhookEndpointState)
+          WebhookEndpointState, StageEntry, SendDeferral)

@@ -343,6 +343,11 @@ class UnitOfWork:
             query = query.with_for_update(skip_locked=True)
         return list(self.session.exec(query).all())
 
+    def next_due_at(self) -> datetime | None:
+        """When the earliest active enrollment is due (None: nothing is scheduled)."""
+        return self.session.exec(select(func.min(col(Enrollment.due_at))).where(
+            col(Enrollment.status) == "active")).one()
+
     def due_step_counts(self, *, now: datetime) -> list[tuple[str, str, str, int]]:
         """(journey, version, step, due) through the ``ix_enrollment_due`` index."""
         from engine.store.enrollments import due_steps

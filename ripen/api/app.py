@@ -34,12 +34,13 @@ def create_app(ripen_app: Ripen, scheduler: SchedulerStatus | None = None) -> Fa
                   description="B2B lead nurturing: consent, journeys, handover to sales.")
     status = scheduler or SchedulerStatus()
 
-    from ripen.api import consent, handover, operations, profile, tracking
+    from ripen.api import consent, handover, operations, profile, reports, tracking
 
     app.include_router(consent.router(ripen_app))
     app.include_router(handover.router(ripen_app))
     app.include_router(operations.router(ripen_app))
     app.include_router(profile.router(ripen_app))
+    app.include_router(reports.router(ripen_app))
     app.include_router(tracking.router(ripen_app))
 
     @app.exception_handler(RipenError)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from engine import tracking
 from engine.bootstrap import Ripen
 from engine.handover import FEEDBACK_LINKS_VALID, HandoverError
 from engine.store.tables import Handover
@@ -58,18 +59,12 @@ def router(ripen: Ripen) -> APIRouter:
     def fast_lane(token: str, request: Request, tasks: BackgroundTasks) -> HTMLResponse:
         """The contact request: the lead goes to sales at once, whatever its score."""
         try:
-            public_id = ripen.tokens.loads(Purpose.FAST_LANE, token, now=ripen.clock())
+            handover_id = tracking.contact_request(
+                ripen.journeys, ripen.tokens, token,
+                ip=client_ip(request, ripen.settings.trusted_proxies))
         except (TokenInvalid, TokenExpired):
             return message("Link ungültig", "Dieser Link ist nicht gültig.", status=404)
-        with ripen.uow() as uow:
-            lead = uow.lead_by_public_id(public_id)
-        if lead is None or lead.id is None:
-            return message("Link ungültig", "Dieser Link ist nicht gültig.", status=404)
-        recorded = ripen.journeys.record_event(
-            lead_id=lead.id, type="contact_request", source="fast_lane",
-            data={"ip": client_ip(request, ripen.settings.trusted_proxies)},
-            idempotency_key=f"fast-lane:{token[-43:]}")
-        push_handover(ripen, recorded.handover_id if recorded else None, tasks)
+        push_handover(ripen, handover_id, tasks)
         return message("Vielen Dank!", "Ein Experte meldet sich in Kürze bei Ihnen.")
 
     # --- sales answers through signed links (from the rep's notification) ----------------

@@ -7,7 +7,17 @@ from datetime import timedelta
 
 from engine.bootstrap import Ripen
 from engine.report import funnel_report
-from engine.store.tables import Account, Event, Handover, SentContent
+from engine.store.tables import (
+    Account,
+    ConsentRecord,
+    Event,
+    Handover,
+    MailOutbox,
+    SendDeferral,
+    SentContent,
+    SignupAttempt,
+    StageEntry,
+)
 from tests.factories import NOW, lead
 
 
@@ -16,6 +26,12 @@ def _handover(lead_id: int, **fields: object) -> Handover:
                                  "reason": "threshold", "created_at": NOW}
     values.update(fields)
     return Handover(**values)  # type: ignore[arg-type]
+
+
+def _mail(key: str, status: str, **fields: object) -> MailOutbox:
+    return MailOutbox(idempotency_key=key, kind="marketing", subject="s", body_html="h",
+                      body_text="t", message_id=f"<{secrets.token_hex(6)}@x>", status=status,
+                      created_at=NOW, **fields)  # type: ignore[arg-type]
 
 
 def test_report_counts_match_a_known_history(ripen_app: Ripen) -> None:
@@ -49,6 +65,35 @@ def test_report_counts_match_a_known_history(ripen_app: Ripen) -> None:
             Event(lead_id=web[1].id, type="click", content_id="mm-roi-rechner",
                   occurred_at=NOW, recorded_at=NOW, is_scanner=True),  # not counted
         )
+        monika = "monika-marketing"
+        uow.add(
+            # web[0]'s click on the ROI calculator moved it to BEW (same transaction)
+            StageEntry(lead_id=web[0].id, journey_id=monika, stage="BEW", entered_at=NOW),
+            # velocity: fair[1] INF 2 days, BEF 3 days, EVA open; web[3] INF 4 days, skips to EVA
+            StageEntry(lead_id=fair[1].id, journey_id="p", stage="INF", entered_at=NOW),
+            StageEntry(lead_id=fair[1].id, journey_id="p", stage="BEF", entered_at=NOW + 2 * day),
+            StageEntry(lead_id=fair[1].id, journey_id="p", stage="EVA", entered_at=NOW + 5 * day),
+            StageEntry(lead_id=web[3].id, journey_id=monika, stage="INF", entered_at=NOW),
+            StageEntry(lead_id=web[3].id, journey_id=monika, stage="EVA", entered_at=NOW + 4 * day),
+            # web[1] unsubscribes a day after its only journey mail; web[0]'s mail bounced
+            ConsentRecord(lead_id=web[1].id, purpose="email_marketing", action="withdrawn",
+                          occurred_at=NOW + day),
+            ConsentRecord(lead_id=web[1].id, purpose="tracking", action="withdrawn",
+                          occurred_at=NOW + day),
+            _mail(f"journey:{monika}@abc:x:{web[0].id}", "failed", category="nurture"),
+            _mail("journey:other@abc:y:99", "sent", category="nurture"),
+            _mail("doi:x", "suppressed", category="doi",
+                  last_error="address suppressed (unsubscribed)"),
+            SendDeferral(lead_id=web[0].id, journey_id=monika, step_id="x",
+                         reason="quiet_hours", deferred_at=NOW, until=NOW + day),
+            SendDeferral(lead_id=web[1].id, journey_id=monika, step_id="x",
+                         reason="quiet_hours", deferred_at=NOW, until=NOW + day),
+            SendDeferral(lead_id=web[1].id, journey_id="praxisbrief", step_id="z",
+                         reason="frequency_cap", deferred_at=NOW, until=NOW + day),
+            SignupAttempt(email_hash="a" * 64, at=NOW, refused="no @-sign"),
+            SignupAttempt(email_hash="b" * 64, at=NOW),
+            Event(lead_id=fair[0].id, type="signup_merged", occurred_at=NOW, recorded_at=NOW),
+        )
         web[2].recycled_at = NOW + 6 * day
         uow.add(*web, *fair)
         uow.add(_handover(web[2].id, status="open", created_at=NOW + 20 * day))
@@ -67,8 +112,25 @@ def test_report_counts_match_a_known_history(ripen_app: Ripen) -> None:
     assert (report.hours_to_answer_median, report.rejection_reasons) == (96.0,
                                                                         {"not_ready": 1})
     assert (report.recycled, report.recycled_to_mql) == (1, 1)
-    assert report.content == {"mm-roi-rechner": {"sends": 2, "clicks": 1, "downloads": 0}}
+    assert report.content == {"mm-roi-rechner": {
+        "sends": 2, "clicks": 1, "downloads": 0, "stage_advances": 1, "unsubscribes": 1,
+        "bounces": 1, "unsubscribe_rate": 0.5, "bounce_rate": 0.5}}
+    assert report.journeys == {
+        "monika-marketing": {"sends": 2, "unsubscribes": 1, "bounces": 1, "deferred": 2,
+                             "unsubscribe_rate": 0.5, "bounce_rate": 0.5},
+        "praxisbrief": {"sends": 0, "unsubscribes": 0, "bounces": 0, "deferred": 1}}
+    assert report.policy == {"deferred": {"frequency_cap": 1, "quiet_hours": 2},
+                             "suppressed": {"address suppressed (unsubscribed)": 1}}
+    stages = {flow.stage: flow for flow in report.stages}
+    assert [(s, stages[s].reached) for s in stages] == [("INF", 3), ("BEF", 3), ("EVA", 3),
+                                                        ("BEW", 1)]
+    assert (stages["BEF"].conversion, stages["BEW"].conversion) == (1.0, 1 / 3)
+    assert (stages["INF"].stays, stages["INF"].days_median, stages["INF"].days_p90) == (
+        2, 3.0, 4.0)
+    assert (stages["BEF"].stays, stages["BEF"].days_median) == (1, 3.0)
+    assert (stages["EVA"].stays, stages["BEW"].stays, stages["BEW"].days_median) == (0, 1, 0.0)
     assert [row["source"] for row in report.source_ranking] == ["website", "trade_fair"]
     assert report.data_quality == {"confirmed": 6, "missing_job_title": 2,
                                    "missing_company": 2, "missing_industry": 2,
-                                   "missing_company_size": 2, "missing_region": 2}
+                                   "missing_company_size": 2, "missing_region": 2,
+                                   "merged_duplicates": 1, "refused_addresses": 1}
