@@ -22,6 +22,8 @@ from engine.store.tables import (
     Handover,
     MailOutbox,
     ScoreEntry,
+    SendDeferral,
+    StageEntry,
 )
 from engine.store.uow import UowFactory
 
@@ -59,6 +61,8 @@ def export(uow_factory: UowFactory, email: str) -> dict[str, Any]:
             "scores": [_plain(r) for r in uow.rows_of_lead(ScoreEntry, lead.id)],
             "enrollments": [_plain(r) for r in uow.rows_of_lead(Enrollment, lead.id)],
             "handovers": [_plain(r) for r in uow.rows_of_lead(Handover, lead.id)],
+            "stages_entered": [_plain(r) for r in uow.rows_of_lead(StageEntry, lead.id)],
+            "mails_deferred": [_plain(r) for r in uow.rows_of_lead(SendDeferral, lead.id)],
             "mails": [{"subject": r.subject, "status": r.status, "created_at":
                        r.created_at.isoformat(), "sent_at": r.sent_at.isoformat()
                        if r.sent_at else None, "message_id": r.message_id}

@@ -31,6 +31,7 @@ from engine.accounts import AccountFacts
 from engine.adapters.mailers import CaptureMailer
 from engine.bootstrap import Ripen
 from engine.clock import ManualClock
+from engine.config.compiler import CompiledJourney
 from engine.config.journey import BranchStep
 from engine.consent import SignUp
 from engine.errors import RipenError
@@ -425,16 +426,19 @@ class Simulation:
         for journey_id in sorted(entered):
             journey = self.ripen.config.journeys[journey_id]
             for step in coverage[journey_id]:
-                if step.reached == 0:
-                    unreached.append(f"{journey_id}:{step.step}")
-                    continue
                 definition = journey.steps[step.step]
-                if isinstance(definition, BranchStep):
+                if not isinstance(definition, BranchStep):
+                    if step.reached == 0:
+                        unreached.append(f"{journey_id}:{step.step}")
+                else:  # a branch: each way out that no lead took
                     for outcome, word, target in (
                             ("branch_yes", "then", definition.branch.then),
                             ("branch_no", "otherwise", definition.branch.otherwise)):
                         if not step.outcomes.get(outcome):
-                            unreached.append(f"{journey_id}:{step.step} → {target} ({word})")
+                            why = _exit_rule_first(journey, step.step, definition) \
+                                if outcome == "branch_yes" else ""
+                            unreached.append(f"{journey_id}:{step.step} → {target} ({word})"
+                                             + why)
         return Result(
             seed=spec.seed, leads=spec.leads, days=spec.days, start=spec.start.isoformat(),
             behaviours={k: float(v) for k, v in sorted(spec.behaviours.items())},
@@ -443,6 +447,22 @@ class Simulation:
             mails=dict(sorted(self.mail_counts.items())), deferred=dict(sorted(reasons.items())),
             coverage={k: coverage[k] for k in sorted(entered)}, unreached=unreached,
             not_entered=sorted(set(coverage) - entered), report=report)
+
+
+def _exit_rule_first(journey: CompiledJourney, step_id: str, branch: BranchStep) -> str:
+    """Why a branch's `then` may never be taken: the stage's exit rule reacts to the same
+    engagement and moves the lead to the next stage before the branch looks again."""
+    stage = journey.stage_of[step_id]
+    declared = list(journey.entry)
+    plan = getattr(journey.model.stages, stage.value)
+    rule = plan.exit if plan is not None else None
+    if rule is None and declared.index(stage) + 1 >= len(declared):
+        return ""  # the last stage has no exit rule by default
+    events = rule.events if rule is not None else ["click", "download"]
+    when = branch.branch.when
+    if when.event in events and when.stage in (None, stage) and when.content is None:
+        return " — the stage's exit rule moves leads on at that same engagement first"
+    return ""
 
 
 def simulate(ripen: Ripen, clock: ManualClock, spec: Spec,

@@ -786,8 +786,8 @@ def simulate(
         print(json.dumps(result.as_json(), indent=2))
         return
     for title, groups in (("persona", result.personas), ("behaviour", result.by_behaviour)):
-        table = Table(title, "leads", "MQL", "rate", "days to MQL", "p90", "mails/lead",
-                      "deferred", "slowest case", "unsubscribed", box=box.SIMPLE)
+        table = Table(title, "leads", "MQL", "rate", "d→MQL", "p90", "mails", "deferred",
+                      "slowest", "unsub", box=box.SIMPLE)
         for name, row in groups.items():
             table.add_row(name, str(row["leads"]), str(row["mql"]),
                           f"{row['mql_rate']:.0%}",

@@ -74,8 +74,11 @@ def test_report_runs_on_an_empty_database_and_checks_its_dates(tmp_path: Path) -
     assert empty.returncode == 0, empty.stderr
     assert "2026-10-01 … 2026-10-31" in empty.stdout
     assert "handovers 0, fast lane 0, answered 0, SLA breaches 0" in empty.stdout
-    as_json = ripen("report", "--json", env=env)
+    as_json = ripen("report", "--json", "--html", str(tmp_path / "r.html"), env=env)
     assert json.loads(as_json.stdout)["total"]["inquiries"] == 0
+    page = (tmp_path / "r.html").read_text()
+    assert page.count('class="bar"') == 4  # the waterfall's four stages, all zero
+    assert "no data in the period" in page  # the other charts say so instead of drawing
     bad = ripen("report", "--since", "1.10.2026", env=env)
     assert (bad.returncode, bad.stderr) == (
         1, 'error: --since "1.10.2026" is not a date like 2026-10-01\n')

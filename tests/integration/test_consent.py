@@ -9,7 +9,14 @@ from sqlmodel import select
 
 from engine.addresses import address_hash
 from engine.consent import Answer, LeadState, SignUp
-from engine.store.tables import ConsentRecord, Lead, MailOutbox, Suppression
+from engine.store.tables import (
+    ConsentRecord,
+    Event,
+    Lead,
+    MailOutbox,
+    SignupAttempt,
+    Suppression,
+)
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
 from tests.conftest import API_KEY, SmtpSink
 from tests.consent_helpers import (
@@ -237,7 +244,8 @@ def test_the_four_address_states_get_identical_answers(ripen_app, smtp: Smtp,
 
 
 def test_bad_addresses_are_refused_with_a_reason(ripen_app, smtp: Smtp) -> None:
-    """The reason is shown; nothing is stored."""
+    """The reason is shown; no lead is stored, only the attempt as a hash of what was typed
+    (it counts for the rate limits and as a refused address in the report)."""
     web = client(ripen_app)
     response = web.post("/subscribe", json=form("max@@example.com"))
     assert response.status_code == 422
@@ -247,6 +255,9 @@ def test_bad_addresses_are_refused_with_a_reason(ripen_app, smtp: Smtp) -> None:
     assert "must have an @-sign" in page.text
     with ripen_app.uow() as uow:
         assert uow.session.exec(select(Lead)).all() == []
+        attempts = uow.session.exec(select(SignupAttempt)).all()
+    assert sorted((a.email_hash, bool(a.refused)) for a in attempts) == sorted(
+        [(address_hash("max@@example.com"), True), (address_hash("no-at-sign"), True)])
 
 
 def test_header_injection_in_a_name_is_refused(ripen_app, smtp: Smtp) -> None:
@@ -275,8 +286,10 @@ def test_a_repeat_sign_up_merges_into_one_lead(ripen_app, smtp: Smtp) -> None:
     web.post("/subscribe", data=form("same@example.com", job_title="CMO"))
     with ripen_app.uow() as uow:
         leads = uow.session.exec(select(Lead)).all()
+        merged = uow.session.exec(select(Event).where(Event.type == "signup_merged")).all()
     assert [(lead.email, lead.first_name, lead.job_title) for lead in leads] == [
         ("same@example.com", "Eva", "CMO")]
+    assert [event.lead_id for event in merged] == [leads[0].id]  # counted for data quality
 
 
 def _confirmed(app, web, sink: SmtpSink, email: str):  # type: ignore[no-untyped-def]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import timedelta
 
 from engine.bootstrap import Ripen
 from engine.report import funnel_report
+from engine.report import period as period_of
 from engine.store.tables import (
     Account,
     ConsentRecord,
@@ -18,6 +20,8 @@ from engine.store.tables import (
     SignupAttempt,
     StageEntry,
 )
+from tests.conftest import API_KEY
+from tests.consent_helpers import client
 from tests.factories import NOW, lead
 
 
@@ -35,6 +39,71 @@ def _mail(key: str, status: str, **fields: object) -> MailOutbox:
 
 
 def test_report_counts_match_a_known_history(ripen_app: Ripen) -> None:
+    _known_history(ripen_app)
+    day = timedelta(days=1)
+    with ripen_app.uow() as uow:
+        report = funnel_report(uow, NOW - 30 * day, NOW + 60 * day)
+    data = report.as_json()
+    assert {k: data["total"][k] for k in ("inquiries", "mql", "sal", "won")} == {
+        "inquiries": 6, "mql": 4, "sal": 2, "won": 1}
+    assert data["total"]["conversions"] == {"inquiries_to_mql": 4 / 6, "mql_to_sal": 0.5,
+                                            "sal_to_won": 0.5}
+    assert (data["by_source"]["website"]["mql"], data["by_source"]["trade_fair"]["mql"]) == (
+        3, 1)
+    assert data["by_campaign"]["herbst"]["inquiries"] == 4
+    assert (report.handovers, report.fast_lane, report.answered, report.breaches) == (5, 1, 3, 1)
+    assert (report.hours_to_answer_median, report.rejection_reasons) == (96.0,
+                                                                        {"not_ready": 1})
+    assert (report.recycled, report.recycled_to_mql) == (1, 1)
+    assert report.content == {"mm-roi-rechner": {
+        "sends": 2, "clicks": 1, "downloads": 0, "stage_advances": 1, "unsubscribes": 1,
+        "bounces": 1, "unsubscribe_rate": 0.5, "bounce_rate": 0.5}}
+    assert report.journeys == {
+        "monika-marketing": {"sends": 2, "unsubscribes": 1, "bounces": 1, "deferred": 2,
+                             "unsubscribe_rate": 0.5, "bounce_rate": 0.5},
+        "praxisbrief": {"sends": 0, "unsubscribes": 0, "bounces": 0, "deferred": 1}}
+    assert report.policy == {"deferred": {"frequency_cap": 1, "quiet_hours": 2},
+                             "suppressed": {"address suppressed (unsubscribed)": 1}}
+    stages = {flow.stage: flow for flow in report.stages}
+    assert [(s, stages[s].reached) for s in stages] == [("INF", 3), ("BEF", 3), ("EVA", 3),
+                                                        ("BEW", 1)]
+    assert (stages["BEF"].conversion, stages["BEW"].conversion) == (1.0, 1 / 3)
+    assert (stages["INF"].stays, stages["INF"].days_median, stages["INF"].days_p90) == (
+        2, 3.0, 4.0)
+    assert (stages["BEF"].stays, stages["BEF"].days_median) == (1, 3.0)
+    assert (stages["EVA"].stays, stages["BEW"].stays, stages["BEW"].days_median) == (0, 1, 0.0)
+    assert [row["source"] for row in report.source_ranking] == ["website", "trade_fair"]
+    assert report.data_quality == {"confirmed": 6, "missing_job_title": 2,
+                                   "missing_company": 2, "missing_industry": 2,
+                                   "missing_company_size": 2, "missing_region": 2,
+                                   "merged_duplicates": 1, "refused_addresses": 1}
+
+
+
+
+def test_the_api_serves_the_report_to_operators(ripen_app: Ripen) -> None:
+    _known_history(ripen_app)
+    api = client(ripen_app)
+    period = {"since": (NOW - timedelta(days=30)).strftime("%Y-%m-%d"),
+              "until": (NOW + timedelta(days=60)).strftime("%Y-%m-%d")}
+    assert api.get("/reports/funnel", params=period).status_code == 401
+    key = {"authorization": f"Bearer {API_KEY}"}
+    answer = api.get("/reports/funnel", params=period, headers=key)
+    assert answer.status_code == 200
+    with ripen_app.uow() as uow:
+        start, end = period_of(period["since"], period["until"], NOW)
+        assert answer.json() == json.loads(json.dumps(funnel_report(uow, start,
+                                                                    end).as_json()))
+    page = api.get("/reports/funnel", params={**period, "format": "html"}, headers=key)
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.text.count('class="bar"') >= 4
+    bad = api.get("/reports/funnel", params={"since": "yesterday"}, headers=key)
+    assert (bad.status_code, bad.json()) == (
+        400, {"error": 'since "yesterday" is not a date like 2026-10-01'})
+    assert api.get("/reports/funnel", params={"format": "pdf"}, headers=key).status_code == 422
+
+
+def _known_history(ripen_app: Ripen) -> None:
     day = timedelta(days=1)
     with ripen_app.uow() as uow:
         werk = Account(name="Werk AG", industry="automotive", company_size=300, region="DE",
@@ -98,39 +167,3 @@ def test_report_counts_match_a_known_history(ripen_app: Ripen) -> None:
         uow.add(*web, *fair)
         uow.add(_handover(web[2].id, status="open", created_at=NOW + 20 * day))
         uow.commit()
-    with ripen_app.uow() as uow:
-        report = funnel_report(uow, NOW - 30 * day, NOW + 60 * day)
-    data = report.as_json()
-    assert {k: data["total"][k] for k in ("inquiries", "mql", "sal", "won")} == {
-        "inquiries": 6, "mql": 4, "sal": 2, "won": 1}
-    assert data["total"]["conversions"] == {"inquiries_to_mql": 4 / 6, "mql_to_sal": 0.5,
-                                            "sal_to_won": 0.5}
-    assert (data["by_source"]["website"]["mql"], data["by_source"]["trade_fair"]["mql"]) == (
-        3, 1)
-    assert data["by_campaign"]["herbst"]["inquiries"] == 4
-    assert (report.handovers, report.fast_lane, report.answered, report.breaches) == (5, 1, 3, 1)
-    assert (report.hours_to_answer_median, report.rejection_reasons) == (96.0,
-                                                                        {"not_ready": 1})
-    assert (report.recycled, report.recycled_to_mql) == (1, 1)
-    assert report.content == {"mm-roi-rechner": {
-        "sends": 2, "clicks": 1, "downloads": 0, "stage_advances": 1, "unsubscribes": 1,
-        "bounces": 1, "unsubscribe_rate": 0.5, "bounce_rate": 0.5}}
-    assert report.journeys == {
-        "monika-marketing": {"sends": 2, "unsubscribes": 1, "bounces": 1, "deferred": 2,
-                             "unsubscribe_rate": 0.5, "bounce_rate": 0.5},
-        "praxisbrief": {"sends": 0, "unsubscribes": 0, "bounces": 0, "deferred": 1}}
-    assert report.policy == {"deferred": {"frequency_cap": 1, "quiet_hours": 2},
-                             "suppressed": {"address suppressed (unsubscribed)": 1}}
-    stages = {flow.stage: flow for flow in report.stages}
-    assert [(s, stages[s].reached) for s in stages] == [("INF", 3), ("BEF", 3), ("EVA", 3),
-                                                        ("BEW", 1)]
-    assert (stages["BEF"].conversion, stages["BEW"].conversion) == (1.0, 1 / 3)
-    assert (stages["INF"].stays, stages["INF"].days_median, stages["INF"].days_p90) == (
-        2, 3.0, 4.0)
-    assert (stages["BEF"].stays, stages["BEF"].days_median) == (1, 3.0)
-    assert (stages["EVA"].stays, stages["BEW"].stays, stages["BEW"].days_median) == (0, 1, 0.0)
-    assert [row["source"] for row in report.source_ranking] == ["website", "trade_fair"]
-    assert report.data_quality == {"confirmed": 6, "missing_job_title": 2,
-                                   "missing_company": 2, "missing_industry": 2,
-                                   "missing_company_size": 2, "missing_region": 2,
-                                   "merged_duplicates": 1, "refused_addresses": 1}
