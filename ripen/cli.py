@@ -543,7 +543,8 @@ def plan(
     rate: Annotated[list[str] | None, typer.Option(
         help="A conversion rate FROM:TO=RATE (stages target, lead, mql, sal, won), e.g. "
              "--rate lead:mql=0.25 --rate mql:sal=50% --rate sal:won=0.3; repeat to chain "
-             "[default: history, else the rule of ten]", show_default=False)] = None,
+             "[default: planning.rates in config/sla.yaml, else history, else the rule of "
+             "ten]", show_default=False)] = None,
     history_days: Annotated[int, typer.Option(
         help="Look-back for historic rates and source shares (days)")] = 365,
     no_history: Annotated[bool, typer.Option(
@@ -566,6 +567,9 @@ def plan(
             pipeline = uow.open_pipeline()
     chain = parse_rates(rate or [])
     source = "command line"
+    if not chain:
+        agreed = load_and_compile(_paths(None)).sla.planning.rates
+        chain, source = parse_rates(agreed), "config/sla.yaml"
     if not chain and history is not None and history.rates() is not None:
         chain, source = history.rates() or (), f"history ({history_days} days)"
     if not chain:

@@ -158,6 +158,27 @@ class Outcome(Frozen):
 SalesOutcome = Literal["won", "lost", "no_time", "buying_center", "budget_frozen"]
 
 
+class Planning(Frozen):
+    """The conversion rates marketing and sales agreed to plan with (``ripen plan``)."""
+
+    rates: list[str] = Field(
+        default_factory=list,
+        description="FROM:TO=RATE along target → lead → mql → sal → won, e.g. "
+        "[lead:mql=25%, mql:sal=0.6, sal:won=0.3]; empty = history or the rule of ten")
+
+    @field_validator("rates")
+    @classmethod
+    def _chain(cls, rates: list[str]) -> list[str]:
+        from engine.plan import PlanError, parse_rates
+
+        try:
+            parse_rates(rates)
+        except PlanError as exc:
+            raise ripen_error(str(exc), "write e.g. `rates: [lead:mql=25%, mql:sal=0.6, "
+                              "sal:won=0.3]`") from None
+        return rates
+
+
 class Sla(Frozen):
     """``config/sla.yaml``."""
 
@@ -169,3 +190,4 @@ class Sla(Frozen):
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
     rejection_reasons: list[RejectionReason] = Field(min_length=1)
     outcomes: dict[SalesOutcome, Outcome] = Field(default_factory=dict)
+    planning: Planning = Planning()

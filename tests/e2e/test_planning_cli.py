@@ -82,3 +82,26 @@ def test_report_runs_on_an_empty_database_and_checks_its_dates(tmp_path: Path) -
     bad = ripen("report", "--since", "1.10.2026", env=env)
     assert (bad.returncode, bad.stderr) == (
         1, 'error: --since "1.10.2026" is not a date like 2026-10-01\n')
+
+
+def test_plan_takes_the_rates_agreed_in_sla_yaml(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    sla = root / "config" / "sla.yaml"
+    sla.write_text(sla.read_text() + "planning:\n  rates: [lead:mql=20%, mql:sal=0.5, "
+                                     "sal:won=0.25]\n")
+    env = {"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}", "RIPEN_HOME": str(root)}
+    agreed = ripen("plan", "--revenue", "300000", "--deal-size", "50000", env=env)
+    assert agreed.returncode == 0, agreed.stderr
+    assert "rates from config/sla.yaml" in agreed.stdout
+    # 6 customers ← 24 SAL (25 %) ← 48 MQL (50 %) ← 240 leads (20 %)
+    rows = [line.split()[:2] for line in agreed.stdout.splitlines()
+            if line.strip().startswith(("lead ", "mql ", "sal ", "won "))]
+    assert rows == [["lead", "240"], ["mql", "48"], ["sal", "24"], ["won", "6"]]
+    given = ripen("plan", "--revenue", "300000", "--deal-size", "50000", "--rate",
+                  "lead:won=0.5", "--no-history", env=env)
+    assert "rates from command line" in given.stdout  # the command line wins
+    sla.write_text(sla.read_text().replace("mql:sal=0.5", "mql:sal=5"))
+    broken = ripen("plan", "--revenue", "1", "--deal-size", "1", env=env)
+    assert broken.returncode == 1
+    assert "sla.yaml:" in broken.stderr
+    assert 'rate "mql:sal=5": a conversion rate is above 0 and at most 1' in broken.stderr
