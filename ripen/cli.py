@@ -790,8 +790,11 @@ def simulate(
         print(json.dumps(result.as_json(), indent=2))
         return
     for title, groups in (("persona", result.personas), ("behaviour", result.by_behaviour)):
-        table = Table(title, "leads", "MQL", "rate", "d→MQL", "p90", "mails", "deferred",
-                      "slowest", "unsub", box=box.SIMPLE)
+        table = Table(box=box.SIMPLE, pad_edge=False)
+        table.add_column(title, no_wrap=True)
+        for column in ("leads", "MQL", "rate", "d→MQL", "p90", "mails", "defer", "slow",
+                       "unsub"):
+            table.add_column(column, justify="right", no_wrap=True)
         for name, row in groups.items():
             table.add_row(name, str(row["leads"]), str(row["mql"]),
                           f"{row['mql_rate']:.0%}",
@@ -799,7 +802,7 @@ def simulate(
                             for k in ("days_to_mql_median", "days_to_mql_p90")),
                           f"{row['mails_per_lead']:.1f}", str(row["deferred"]),
                           str(row["slowest_case"]), str(row["unsubscribed"]))
-        out.print(table)
+        (out if out.is_terminal else Console(highlight=False, width=110)).print(table)
     out.print("mails: " + ", ".join(f"{k} {v}" for k, v in result.mails.items())
               + "; deferred by policy: " + (", ".join(f"{k} {v}" for k, v in
                                                       result.deferred.items()) or "none"),

@@ -55,7 +55,7 @@ def charts(report: FunnelReport) -> list[Chart]:
     total = report.total
     conversions = [None, *total.conversions().values()]
     funnel = Chart("funnel", "Demand waterfall (leads created in the period)", _bars(
-        [(stage.upper() if stage != "inquiries" else "Inquiries", getattr(total, stage),
+        [({"mql": "MQL", "sal": "SAL"}.get(stage, stage.capitalize()), getattr(total, stage),
           f"{getattr(total, stage):,}" + (f" ({_pct(rate)} of previous)" if rate is not None
                                           else ""))
          for stage, rate in zip(WATERFALL, conversions, strict=True)]))
@@ -66,7 +66,7 @@ def charts(report: FunnelReport) -> list[Chart]:
     timed = [flow for flow in report.stages if flow.days_median is not None]
     velocity = Chart("velocity", "Velocity: median days in each stage (line: p90)", _bars(
         [(flow.stage, flow.days_median or 0.0,
-          f"{flow.days_median:.1f} d (p90 {flow.days_p90:.1f} d, {flow.stays} stays)")
+          f"{flow.days_median:.1f} d · p90 {flow.days_p90:.1f} d · {flow.stays} stays")
          for flow in timed], [flow.days_p90 for flow in timed]),
         note="" if timed else "no finished stays in the period")
     sources = Chart("sources", "Lead sources, best first: leads (and → SAL, → won)", _bars(
