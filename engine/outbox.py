@@ -64,7 +64,7 @@ def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: C
         for status, _, retry_at in blocked.values():
             counts["deferred" if retry_at else status] += 1
         _send_batch(uow_factory, mailer, sender,
-                    [row for row in rows if row.id not in blocked], clock, counts)
+                    [row for row in rows if row.id not in blocked], clock, counts, owner)
         done += len(rows)
         if ids is not None or len(rows) < limit:
             break
@@ -87,9 +87,18 @@ def recover_expired(uow_factory: UowFactory, *, now: datetime, counts: Counter[s
         uow.commit()
 
 
+class LeaseLost(Exception):
+    """The sender's lease on a row expired and another sender took it over."""
+
+
 def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
-                rows: list[MailOutbox], clock: Clock, counts: Counter[str]) -> None:
-    """Send ``rows`` over the mailer's one connection; one commit per mail (see deliver)."""
+                rows: list[MailOutbox], clock: Clock, counts: Counter[str],
+                owner: str) -> None:
+    """Send ``rows`` over the mailer's one connection; one commit per mail (see deliver).
+
+    Each mail's DATA mark renews the lease on the rest of the batch, so a live sender
+    keeps its rows however slow the relay; a row whose lease still ran out (one mail held
+    up longer than the lease) belongs to whoever recovered it and is skipped here."""
     unrecorded: list[tuple[MailOutbox, Result]] = []
     with uow_factory() as uow:
 
@@ -114,13 +123,21 @@ def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
             def before_data(row_id: int = row.id) -> None:
                 nonlocal data_began
                 record_all()
-                uow.update_outbox(row_id, data_started_at=clock())
+                now = clock()
+                owned = uow.mark_data_started(row_id, owner=owner, now=now,
+                                              lease_until=now + LEASE)
                 uow.commit()
+                if not owned:
+                    raise LeaseLost(row_id)
                 data_began = True
 
             try:
                 result = mailer.send(ascii_address(sender.address),
                                      ascii_address(row.to_address or ""), message, before_data)
+            except LeaseLost:
+                mailer.close()  # drop the open MAIL/RCPT transaction; reconnect for the next
+                counts["lease_lost"] += 1
+                continue
             except Exception as exc:  # a broken transport must not lose or double the mail
                 outcome = Outcome.UNKNOWN if data_began else Outcome.RETRY
                 result = Result(outcome, None, f"{type(exc).__name__}: {exc}")

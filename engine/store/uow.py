@@ -149,6 +149,22 @@ class UnitOfWork:
             _OUTBOX_UPDATES[columns] = statement
         self.session.connection().execute(statement, {"row_id": row_id, **values})
 
+    def mark_data_started(self, row_id: int, *, owner: str, now: datetime,
+                          lease_until: datetime) -> bool:
+        """The mark before SMTP DATA, only while ``owner`` still holds the row's lease; the
+        lease of the owner's other rows is renewed with it. False: the lease was lost (it
+        expired and another sender took the row) — this sender must not send it."""
+        table = MailOutbox.__table__  # type: ignore[attr-defined]
+        connection = self.session.connection()
+        marked = connection.execute(
+            update(table).where(table.c.id == row_id, table.c.lease_owner == owner,
+                                table.c.status == "sending")
+            .values(data_started_at=now, lease_until=lease_until)).rowcount
+        connection.execute(update(table).where(table.c.lease_owner == owner,
+                                               table.c.status == "sending")
+                           .values(lease_until=lease_until))
+        return bool(marked)
+
     def suppress(self, email_hash: str, reason: str, now: datetime) -> None:
         existing = self.suppression(email_hash)
         if existing is None:

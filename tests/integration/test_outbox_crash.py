@@ -168,3 +168,40 @@ def test_one_send_drains_every_due_batch(ripen_app: Ripen, smtp: Smtp) -> None:
     assert all(r.attempts == 1 and r.data_started_at is not None and r.lease_owner is None
                for r in rows)
     assert ripen_app.send_mail(limit=5)["sent"] == 0
+
+
+class _StalledRelay:
+    """A relay that hangs on the first mail longer than the lease; meanwhile a second sender
+    (another worker) recovers the expired rows and sends them."""
+
+    def __init__(self, app: Ripen, inner: Any) -> None:
+        self.app, self.inner, self.name, self.stalled = app, inner, inner.name, False
+        self.second: dict[str, int] = {}
+
+    def send(self, sender: str, recipient: str, message: bytes, before_data: Any) -> Any:
+        if not self.stalled:
+            self.stalled = True
+            self.app.clock.advance(LEASE + timedelta(minutes=1))  # type: ignore[attr-defined]
+            self.second = dict(self.app.send_mail())
+        return self.inner.send(sender, recipient, message, before_data)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_sender_whose_lease_ran_out_sends_none_of_the_rows_taken_over(
+        ripen_app: Ripen, smtp: Smtp) -> None:
+    """The first sender stalls past its lease; the second recovers and sends everything;
+    the first then finds each row taken over and sends nothing twice."""
+    from engine.outbox import deliver
+
+    sink, _ = smtp
+    _queue(ripen_app, 6)
+    relay = _StalledRelay(ripen_app, ripen_app.mailer())
+    first = deliver(ripen_app.uow, relay, ripen_app.sender, clock=ripen_app.clock)
+    relay.close()
+    subjects = [m["Subject"] for m in sink.parsed()]
+    assert sorted(subjects) == sorted(f"Mail {n}" for n in range(6))  # each exactly once
+    assert (relay.second.get("recovered"), relay.second.get("sent")) == (6, 6)
+    assert (first.get("lease_lost"), first.get("sent", 0)) == (6, 0)
+    assert _statuses(ripen_app) == {"sent": 6}
