@@ -27,7 +27,10 @@ from engine.store import reporting
 from engine.store.tables import Lead, StageEntry
 from engine.store.uow import UnitOfWork
 
-WATERFALL = ("inquiries", "mql", "sal", "won")
+WATERFALL = ("inquiries", "mql", "sal", "sql", "won")
+#: Sales stages that mean sales qualified the lead as an opportunity (SQL): from the needs
+#: analysis (Bedarfsanalyse) on.
+QUALIFIED = frozenset({"BAN", "BCI", "LPN", "ANG", "ABS"})
 #: The advanced funnel's two runs of stages: nurturing and existing customers.
 STAGE_RUNS = (("INF", "BEF", "EVA", "BEW"), ("AFS", "WIK", "CUS"))
 
@@ -50,6 +53,7 @@ class Waterfall:
     inquiries: int = 0
     mql: int = 0
     sal: int = 0
+    sql: int = 0
     won: int = 0
 
     def conversions(self) -> dict[str, float | None]:
@@ -123,8 +127,9 @@ def funnel_report(uow: UnitOfWork, start: datetime, end: datetime) -> FunnelRepo
     """Everything for the period [start, end)."""
     session = uow.session
     leads = reporting.leads_created(session, start, end)
-    handovers_of = reporting.handovers_of(session, [lead.id for lead in leads
-                                                    if lead.id is not None])
+    ids = [lead.id for lead in leads if lead.id is not None]
+    handovers_of = reporting.handovers_of(session, ids)
+    sales_stages = reporting.sales_stages_of(session, ids)
     total = Waterfall()
     groups: dict[str, dict[str, Waterfall]] = {"persona": defaultdict(Waterfall),
                                                "source": defaultdict(Waterfall),
@@ -133,6 +138,8 @@ def funnel_report(uow: UnitOfWork, start: datetime, end: datetime) -> FunnelRepo
         mine = handovers_of.get(lead.id or 0, [])
         reached = {"inquiries": True, "mql": lead.mql_at is not None or bool(mine),
                    "sal": any(h.status in ("accepted", "closed") for h in mine),
+                   "sql": bool(sales_stages.get(lead.id or 0, set()) & QUALIFIED)
+                   or any(h.outcome == "won" for h in mine),
                    "won": any(h.outcome == "won" for h in mine)}
         keys = {"persona": lead.persona_id or "none", "source": lead.source or "unknown",
                 "campaign": lead.campaign or "none"}

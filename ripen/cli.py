@@ -636,7 +636,8 @@ def report(
     out.print(f"{start:%Y-%m-%d} … {end - timedelta(days=1):%Y-%m-%d}", markup=False)
     for title, groups in (("total", {"all": result.total}), ("persona", result.by_persona),
                           ("source", result.by_source), ("campaign", result.by_campaign)):
-        table = Table(title, *WATERFALL, "MQL/inq.", "SAL/MQL", "won/SAL", box=box.SIMPLE)
+        table = Table(title, *WATERFALL, "MQL/inq.", "SAL/MQL", "SQL/SAL", "won/SQL",
+                      box=box.SIMPLE)
         for key, waterfall in sorted(groups.items()):
             rates = list(waterfall.conversions().values())
             table.add_row(key, *(str(getattr(waterfall, s)) for s in WATERFALL),

@@ -55,7 +55,8 @@ def charts(report: FunnelReport) -> list[Chart]:
     total = report.total
     conversions = [None, *total.conversions().values()]
     funnel = Chart("funnel", "Demand waterfall (leads created in the period)", _bars(
-        [({"mql": "MQL", "sal": "SAL"}.get(stage, stage.capitalize()), getattr(total, stage),
+        [(stage.upper() if stage in ("mql", "sal", "sql") else stage.capitalize(),
+          getattr(total, stage),
           f"{getattr(total, stage):,}" + (f" ({_pct(rate)} of previous)" if rate is not None
                                           else ""))
          for stage, rate in zip(WATERFALL, conversions, strict=True)]))

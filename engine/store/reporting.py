@@ -192,3 +192,15 @@ def deferrals_by_lead(session: Session) -> dict[int, int]:
 
 def lead_count(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Lead)).one())
+
+
+def sales_stages_of(session: Session, lead_ids: list[int]) -> dict[int, set[str]]:
+    """The sales stages (SFC … ABS) each lead has been moved through."""
+    found: dict[int, set[str]] = {}
+    for chunk in in_chunks(lead_ids):
+        for lead_id, data in session.exec(select(Event.lead_id, Event.data).where(
+                col(Event.type) == "sales_stage", col(Event.lead_id).in_(chunk))).all():
+            stage = (data or {}).get("stage")
+            if isinstance(stage, str):
+                found.setdefault(lead_id, set()).add(stage)
+    return found

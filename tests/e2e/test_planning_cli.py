@@ -77,7 +77,7 @@ def test_report_runs_on_an_empty_database_and_checks_its_dates(tmp_path: Path) -
     as_json = ripen("report", "--json", "--html", str(tmp_path / "r.html"), env=env)
     assert json.loads(as_json.stdout)["total"]["inquiries"] == 0
     page = (tmp_path / "r.html").read_text()
-    assert page.count('class="bar"') == 4  # the waterfall's four stages, all zero
+    assert page.count('class="bar"') == 5  # the waterfall's five stages, all zero
     assert "no data in the period" in page  # the other charts say so instead of drawing
     bad = ripen("report", "--since", "1.10.2026", env=env)
     assert (bad.returncode, bad.stderr) == (

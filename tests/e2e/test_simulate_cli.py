@@ -124,7 +124,7 @@ def test_the_html_report_renders_its_charts_in_chromium(simulated: Run) -> None:
         finally:
             browser.close()
     assert all(widths and max(widths) > 50 for widths in charts.values()), charts
-    assert len(charts["funnel"]) == 4  # inquiries, MQL, SAL, won
+    assert len(charts["funnel"]) == 5  # inquiries, MQL, SAL, SQL, won
     assert "Path coverage" in text
     assert "kurt-konstrukteur" in text
     assert (ARTIFACTS / "report-simulation.png").stat().st_size > 10_000

@@ -44,10 +44,10 @@ def test_report_counts_match_a_known_history(ripen_app: Ripen) -> None:
     with ripen_app.uow() as uow:
         report = funnel_report(uow, NOW - 30 * day, NOW + 60 * day)
     data = report.as_json()
-    assert {k: data["total"][k] for k in ("inquiries", "mql", "sal", "won")} == {
-        "inquiries": 6, "mql": 4, "sal": 2, "won": 1}
+    assert {k: data["total"][k] for k in ("inquiries", "mql", "sal", "sql", "won")} == {
+        "inquiries": 6, "mql": 4, "sal": 2, "sql": 2, "won": 1}
     assert data["total"]["conversions"] == {"inquiries_to_mql": 4 / 6, "mql_to_sal": 0.5,
-                                            "sal_to_won": 0.5}
+                                            "sal_to_sql": 1.0, "sql_to_won": 0.5}
     assert (data["by_source"]["website"]["mql"], data["by_source"]["trade_fair"]["mql"]) == (
         3, 1)
     assert data["by_campaign"]["herbst"]["inquiries"] == 4
@@ -162,6 +162,14 @@ def _known_history(ripen_app: Ripen) -> None:
             SignupAttempt(email_hash="a" * 64, at=NOW, refused="no @-sign"),
             SignupAttempt(email_hash="b" * 64, at=NOW),
             Event(lead_id=fair[0].id, type="signup_merged", occurred_at=NOW, recorded_at=NOW),
+            # web[1] (accepted) went through first contact and the needs analysis: an SQL;
+            # first contact alone is not (web[2] before it was rejected … never got there)
+            Event(lead_id=web[1].id, type="sales_stage", data={"stage": "SFC"},
+                  occurred_at=NOW, recorded_at=NOW),
+            Event(lead_id=web[1].id, type="sales_stage", data={"stage": "BAN"},
+                  occurred_at=NOW + day, recorded_at=NOW + day),
+            Event(lead_id=fair[0].id, type="sales_stage", data={"stage": "SFC"},
+                  occurred_at=NOW, recorded_at=NOW),
         )
         web[2].recycled_at = NOW + 6 * day
         uow.add(*web, *fair)
