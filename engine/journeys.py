@@ -114,8 +114,9 @@ class JourneyRuntime:
             uow.commit()
         return added, moved
 
-    def tick(self, *, limit: int = 1000) -> list[StepReport]:
-        """One tick without Prefect: go live, every due step of every version, slowest case."""
+    def tick(self, *, limit: int = 1000, slowest_case: bool = True) -> list[StepReport]:
+        """One tick without Prefect: go live, every due step of every version, slowest case
+        (unless ``slowest_case`` is False: it counts in days, a simulation runs it daily)."""
         self.go_live()
         reports = []
         with self.uow() as uow:
@@ -125,8 +126,9 @@ class JourneyRuntime:
             journey = journeys[(journey_id, version)]
             if journey is not None and step_id in journey.steps:
                 reports.append(self.run_step(journey, step_id, limit=limit))
-        for journey in self.config.journeys.values():
-            reports.append(self.slowest_case(journey, limit=limit))
+        if slowest_case:
+            for journey in self.config.journeys.values():
+                reports.append(self.slowest_case(journey, limit=limit))
         return reports
 
     # --- enrollment ---------------------------------------------------------------------

@@ -31,12 +31,6 @@ def _end_of_quiet(policy: Policy, local: datetime) -> datetime:
     return end if end > local else end + timedelta(days=1)
 
 
-def next_send_time(*, now: datetime, policy: Policy, recent: Sequence[datetime],
-                   time_zone: str | None = None) -> datetime:
-    """``now`` when a marketing mail may go out now, else the earliest time it may."""
-    return earliest_send(now=now, policy=policy, recent=recent, time_zone=time_zone)[0]
-
-
 def earliest_send(*, now: datetime, policy: Policy, recent: Sequence[datetime],
                   time_zone: str | None = None) -> tuple[datetime, str | None]:
     """The earliest time a marketing mail may go out, and the rule that first held it

@@ -22,9 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.errors import RipenError
-from engine.stages import JourneyStage
 from engine.store import reporting
-from engine.store.tables import Lead, StageEntry
+from engine.store.tables import Lead, SentContent, StageEntry
 from engine.store.uow import UnitOfWork
 
 WATERFALL = ("inquiries", "mql", "sal", "sql", "won")
@@ -97,17 +96,18 @@ class FunnelReport:
         return data
 
 
+def day(text: str, option: str) -> datetime:
+    """Midnight UTC of a day written YYYY-MM-DD; RipenError names ``option``."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise RipenError(f'{option} "{text[:40]}" is not a date like 2026-10-01') from None
+
+
 def period(since: str | None, until: str | None, now: datetime, *, default_days: int = 91,
            names: tuple[str, str] = ("since", "until")) -> tuple[datetime, datetime]:
     """[start, end) from days written YYYY-MM-DD (``until`` exclusive; default: today
     inclusive, the ``default_days`` before it). ``names``: the options, for errors."""
-
-    def day(text: str, option: str) -> datetime:
-        try:
-            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-        except ValueError:
-            raise RipenError(f'{option} "{text[:40]}" is not a date like 2026-10-01') from None
-
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     end = day(until, names[1]) if until else today + timedelta(days=1)
     start = day(since, names[0]) if since else end - timedelta(days=default_days)
@@ -116,7 +116,8 @@ def period(since: str | None, until: str | None, now: datetime, *, default_days:
     return start, end
 
 
-def _p90(values: list[float]) -> float | None:
+def p90(values: list[float]) -> float | None:
+    """The 90th percentile (nearest rank), or None for no values."""
     if not values:
         return None
     ordered = sorted(values)
@@ -159,13 +160,14 @@ def funnel_report(uow: UnitOfWork, start: datetime, end: datetime) -> FunnelRepo
     content: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"sends": 0, "clicks": 0, "downloads": 0, "stage_advances": 0,
                  "unsubscribes": 0, "bounces": 0})
-    for content_id, sends in reporting.sends_by_content(session, start, end).items():
+    sent = reporting.sends(session, start, end)
+    for content_id, sends in Counter(row.content_id for row in sent).items():
         content[content_id]["sends"] = sends
     for content_id, kind, count in reporting.engagement_by_content(session, start, end):
         content[content_id]["clicks" if kind == "click" else "downloads"] = count
     for content_id, count in _stage_advances(session, start, end).items():
         content[content_id]["stage_advances"] = count
-    journeys = _journeys(session, start, end, content)
+    journeys = _journeys(session, start, end, sent, content)
     for counts in content.values():
         counts["unsubscribe_rate"] = _rate(counts["unsubscribes"], counts["sends"])
         counts["bounce_rate"] = _rate(counts["bounces"], counts["sends"])
@@ -202,7 +204,7 @@ def funnel_report(uow: UnitOfWork, start: datetime, end: datetime) -> FunnelRepo
         fast_lane=sum(1 for h in made if h.reason == "fast_lane"),
         answered=len(hours), breaches=sum(1 for h in made if h.breached),
         hours_to_answer_median=statistics.median(hours) if hours else None,
-        hours_to_answer_p90=_p90(hours), rejection_reasons=dict(rejections),
+        hours_to_answer_p90=p90(hours), rejection_reasons=dict(rejections),
         recycled=len(recycled), recycled_to_mql=sum(1 for _, again in recycled if again),
         content={k: dict(v) for k, v in sorted(content.items())}, source_ranking=ranking,
         data_quality=dict(quality), stages=_stage_flows(session, leads, handovers_of),
@@ -220,13 +222,13 @@ def _journey_row() -> dict[str, Any]:
     return {"sends": 0, "unsubscribes": 0, "bounces": 0, "deferred": 0}
 
 
-def _journeys(session: Any, start: datetime, end: datetime,
+def _journeys(session: Any, start: datetime, end: datetime, sent: Sequence[SentContent],
               content: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Sends, unsubscribes and bounces per journey (and onto ``content``): an unsubscribe
     counts against the last journey mail the lead got before it; a bounce against its mail."""
     journeys: dict[str, dict[str, Any]] = defaultdict(_journey_row)
-    for sent in reporting.sends(session, start, end):
-        journeys[sent.journey_id]["sends"] += 1
+    for row in sent:
+        journeys[row.journey_id]["sends"] += 1
     left = reporting.unsubscribes(session, start, end)
     bounced = [(int(parts[3]), parts[1].split("@")[0], parts[2]) for parts in
                (key.split(":") for key in reporting.bounced_mails(session, start, end))
@@ -244,9 +246,9 @@ def _journeys(session: Any, start: datetime, end: datetime,
                      if s.journey_id == journey_id and s.step_id == step_id), None)
         if mail is not None:
             content[mail.content_id]["bounces"] += 1
-    for row in journeys.values():
-        row["unsubscribe_rate"] = _rate(row["unsubscribes"], row["sends"])
-        row["bounce_rate"] = _rate(row["bounces"], row["sends"])
+    for counts in journeys.values():
+        counts["unsubscribe_rate"] = _rate(counts["unsubscribes"], counts["sends"])
+        counts["bounce_rate"] = _rate(counts["bounces"], counts["sends"])
     return journeys
 
 
@@ -263,7 +265,6 @@ def _stage_flows(session: Any, leads: Sequence[Lead],
                  handovers_of: dict[int, list[Any]]) -> list[StageFlow]:
     entries = reporting.stage_entries_of(session, [lead.id for lead in leads
                                                    if lead.id is not None])
-    order = [stage.value for stage in JourneyStage]
     furthest: dict[str, int] = Counter()
     days: dict[str, list[float]] = defaultdict(list)
     for lead in leads:
@@ -277,7 +278,7 @@ def _stage_flows(session: Any, leads: Sequence[Lead],
                     furthest[stage] += 1
         for entry, end in _stays(mine, lead.mql_at, handed):
             days[entry.stage].append((end - entry.entered_at).total_seconds() / 86400)
-    flows = []
+    flows = []  # in funnel order: the runs and their stages are
     for run in STAGE_RUNS:
         if not any(furthest[stage] for stage in run):
             continue
@@ -289,9 +290,9 @@ def _stage_flows(session: Any, leads: Sequence[Lead],
                 conversion=_rate(furthest[stage], previous) if previous is not None else None,
                 stays=len(spent),
                 days_median=round(statistics.median(spent), 2) if spent else None,
-                days_p90=round(p, 2) if (p := _p90(spent)) is not None else None))
+                days_p90=round(p, 2) if (p := p90(spent)) is not None else None))
             previous = furthest[stage]
-    return sorted(flows, key=lambda flow: order.index(flow.stage))
+    return flows
 
 
 def _stays(entries: list[StageEntry], mql_at: datetime | None,

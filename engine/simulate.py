@@ -36,7 +36,7 @@ from engine.config.journey import BranchStep
 from engine.consent import SignUp
 from engine.errors import RipenError
 from engine.outbox import deliver
-from engine.report import FunnelReport, funnel_report
+from engine.report import FunnelReport, funnel_report, p90
 from engine.store import reporting
 from engine.store.tables import Lead
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
@@ -118,7 +118,6 @@ class SimLead:
     behaviour: str
     email: str
     mails: int = 0
-    lead_id: int | None = None
 
 
 @dataclass
@@ -271,22 +270,11 @@ class Simulation:
 
     def _tick(self) -> None:
         """What the scheduler's tick does, without Prefect (the same engine calls)."""
-        journeys = self.ripen.journeys
-        journeys.go_live()
-        with self.ripen.uow() as uow:
-            due = [(j, v, s) for j, v, s, _ in uow.due_step_counts(now=self.clock.now)]
-            compiled = {(j, v): journeys.versions.get(uow, j, v) for j, v, _ in due}
-        for journey_id, version, step_id in due:
-            journey = compiled[(journey_id, version)]
-            if journey is None or step_id not in journey.steps:
-                continue
-            report = journeys.run_step(journey, step_id)
-            self._cover(journey_id, step_id, report.counts)
         today = self.clock.now.date()
-        if today != self.slowest_checked:  # the slowest case counts in days: once a day
-            self.slowest_checked = today
-            for journey in self.ripen.config.journeys.values():
-                journeys.slowest_case(journey)
+        daily = today != self.slowest_checked  # the slowest case counts in days: once a day
+        self.slowest_checked = today
+        for report in self.ripen.journeys.tick(slowest_case=daily):
+            self._cover(report.journey, report.step, report.counts)
         self.ripen.handovers.qualify_due()
         self.ripen.handovers.escalate_overdue()
 
@@ -384,15 +372,11 @@ class Simulation:
             handovers = reporting.first_handovers(uow.session)
             slowest = reporting.leads_exited(uow.session, "slowest_case")
             deferrals = reporting.deferrals_by_lead(uow.session)
-            reasons: Counter[str] = Counter()
-            for _, reason, count in reporting.deferrals(uow.session, spec.start, end):
-                reasons[reason] += count
             report = funnel_report(uow, spec.start, end)
         groups: dict[str, dict[str, list[Any]]] = {"persona": defaultdict(list),
                                                    "behaviour": defaultdict(list)}
         for person in self.leads.values():
             lead = by_email.get(person.email)
-            person.lead_id = lead.id if lead is not None else None
             groups["persona"][person.persona].append((person, lead))
             groups["behaviour"][person.behaviour].append((person, lead))
 
@@ -407,8 +391,7 @@ class Simulation:
                                  if lead is not None and lead.confirmed_at is not None),
                 "mql": len(days), "mql_rate": round(len(days) / count, 4) if count else None,
                 "days_to_mql_median": round(statistics.median(days), 2) if days else None,
-                "days_to_mql_p90": round(days[min(len(days) - 1, round(0.9 * (len(days) - 1)))],
-                                         2) if days else None,
+                "days_to_mql_p90": round(p, 2) if (p := p90(days)) is not None else None,
                 "mails_per_lead": round(sum(p.mails for p, _ in members) / count, 2)
                 if count else 0.0,
                 "deferred": sum(deferrals.get(lead.id, 0) for _, lead in members
@@ -444,7 +427,7 @@ class Simulation:
             behaviours={k: float(v) for k, v in sorted(spec.behaviours.items())},
             personas={k: summary(v) for k, v in sorted(groups["persona"].items())},
             by_behaviour={k: summary(v) for k, v in sorted(groups["behaviour"].items())},
-            mails=dict(sorted(self.mail_counts.items())), deferred=dict(sorted(reasons.items())),
+            mails=dict(sorted(self.mail_counts.items())), deferred=report.policy["deferred"],
             coverage={k: coverage[k] for k in sorted(entered)}, unreached=unreached,
             not_entered=sorted(set(coverage) - entered), report=report)
 

@@ -753,13 +753,11 @@ def simulate(
 
     from engine.bootstrap import bootstrap
     from engine.clock import ManualClock
+    from engine.report import day
     from engine.simulate import Spec
     from engine.simulate import simulate as run_simulation
 
-    try:
-        first = datetime.strptime(start, "%Y-%m-%d").replace(hour=8, tzinfo=UTC)
-    except ValueError:
-        raise RipenError(f'--start "{start}" is not a date like 2026-01-05') from None
+    first = day(start, "--start").replace(hour=8)
     spec = Spec(leads=leads, days=days, seed=seed, personas=_shares(persona, "--persona"),
                 behaviours=_shares(behaviour, "--behaviour") or Spec().behaviours,
                 arrival_days=arrival_days, fit=fit, tick=timedelta(minutes=tick_minutes),

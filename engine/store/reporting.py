@@ -55,13 +55,6 @@ def recycled(session: Session, start: datetime, end: datetime) -> list[tuple[Lea
     return found
 
 
-def sends_by_content(session: Session, start: datetime, end: datetime) -> dict[str, int]:
-    return {content_id: int(count) for content_id, count in session.exec(
-        select(SentContent.content_id, func.count()).where(
-            col(SentContent.sent_at) >= start, col(SentContent.sent_at) < end)
-        .group_by(col(SentContent.content_id))).all()}
-
-
 def engagement_by_content(session: Session, start: datetime,
                           end: datetime) -> list[tuple[str, str, int]]:
     """(content, click|download, count), scanner clicks left out."""

@@ -48,6 +48,7 @@ def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
 
 
 _OUTBOX_UPDATES: dict[tuple[str, ...], Update] = {}
+_DATA_MARK: list[Update] = []
 
 
 class UnitOfWork:
@@ -154,15 +155,19 @@ class UnitOfWork:
         """The mark before SMTP DATA, only while ``owner`` still holds the row's lease; the
         lease of the owner's other rows is renewed with it. False: the lease was lost (it
         expired and another sender took the row) — this sender must not send it."""
-        table = MailOutbox.__table__  # type: ignore[attr-defined]
+        if not _DATA_MARK:  # built once: the sender runs these for every mail
+            table = MailOutbox.__table__  # type: ignore[attr-defined]
+            owned = (table.c.lease_owner == bindparam("owner"), table.c.status == "sending")
+            _DATA_MARK.append(update(table).where(table.c.id == bindparam("row_id"), *owned)
+                              .values(data_started_at=bindparam("now"),
+                                      lease_until=bindparam("until")))
+            _DATA_MARK.append(update(table).where(*owned)
+                              .values(lease_until=bindparam("until")))
+        mark, renew = _DATA_MARK
         connection = self.session.connection()
-        marked = connection.execute(
-            update(table).where(table.c.id == row_id, table.c.lease_owner == owner,
-                                table.c.status == "sending")
-            .values(data_started_at=now, lease_until=lease_until)).rowcount
-        connection.execute(update(table).where(table.c.lease_owner == owner,
-                                               table.c.status == "sending")
-                           .values(lease_until=lease_until))
+        marked = connection.execute(mark, {"row_id": row_id, "owner": owner, "now": now,
+                                           "until": lease_until}).rowcount
+        connection.execute(renew, {"owner": owner, "until": lease_until})
         return bool(marked)
 
     def suppress(self, email_hash: str, reason: str, now: datetime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 from engine.config.policy import FrequencyCap, Policy, QuietHours
-from engine.policy import next_send_time
+from engine.policy import earliest_send
 
 POLICY = Policy(timezone="Europe/Berlin", quiet_hours=QuietHours(start=time(19), end=time(8)),
                 business_days=["mon", "tue", "wed", "thu", "fri"],
@@ -17,33 +17,33 @@ MONDAY_10 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 10:00 in Berlin (CET)
 
 def test_an_allowed_moment_is_kept() -> None:
     """Monday 10:00 local, nothing sent lately: send now."""
-    assert next_send_time(now=MONDAY_10, policy=POLICY, recent=[]) == MONDAY_10
+    assert earliest_send(now=MONDAY_10, policy=POLICY, recent=[]) == (MONDAY_10, None)
 
 
 def test_quiet_hours_move_to_the_morning_in_the_leads_zone() -> None:
     """20:00 in Berlin → 08:00 next morning Berlin; the same instant in New York is fine."""
     evening = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)  # 20:00 Berlin, 14:00 New York
-    assert next_send_time(now=evening, policy=POLICY, recent=[]) == \
-        datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
-    assert next_send_time(now=evening, policy=POLICY, recent=[],
-                          time_zone="America/New_York") == evening
+    assert earliest_send(now=evening, policy=POLICY, recent=[]) == (
+        datetime(2026, 11, 24, 7, 0, tzinfo=UTC), "quiet_hours")
+    assert earliest_send(now=evening, policy=POLICY, recent=[],
+                         time_zone="America/New_York") == (evening, None)
 
 
 def test_weekends_and_holidays_wait_for_the_next_business_morning() -> None:
     """Saturday noon → Monday 08:00; Christmas Eve (a Thursday) → Friday 08:00."""
     saturday = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
-    assert next_send_time(now=saturday, policy=POLICY, recent=[]) == \
-        datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    assert earliest_send(now=saturday, policy=POLICY, recent=[]) == (
+        datetime(2026, 11, 30, 7, 0, tzinfo=UTC), "business_days")
     christmas_eve = datetime(2026, 12, 24, 10, 0, tzinfo=UTC)
-    assert next_send_time(now=christmas_eve, policy=POLICY, recent=[]) == \
-        datetime(2026, 12, 25, 7, 0, tzinfo=UTC)
+    assert earliest_send(now=christmas_eve, policy=POLICY, recent=[]) == (
+        datetime(2026, 12, 25, 7, 0, tzinfo=UTC), "holiday")
 
 
 def test_frequency_caps_defer_until_the_oldest_mail_ages_out() -> None:
     """One a day and two a week: the third mail in a week waits for the first to age out."""
     sent = [MONDAY_10 - timedelta(hours=2)]
-    assert next_send_time(now=MONDAY_10, policy=POLICY, recent=sent) == \
-        sent[0] + timedelta(days=1)
+    assert earliest_send(now=MONDAY_10, policy=POLICY, recent=sent) == (
+        sent[0] + timedelta(days=1), "frequency_cap")
     week = [MONDAY_10 - timedelta(days=3), MONDAY_10 - timedelta(days=2)]
-    assert next_send_time(now=MONDAY_10, policy=POLICY, recent=week) == \
-        week[0] + timedelta(days=7)
+    assert earliest_send(now=MONDAY_10, policy=POLICY, recent=week) == (
+        week[0] + timedelta(days=7), "frequency_cap")
