@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from engine.clock import Clock, system_clock
 from engine.config.compiler import CompiledConfig, load_and_compile
 from engine.config.loader import ConfigPaths
 from engine.consent import ConsentService
+from engine.errors import RipenError
 from engine.handover import HandoverService
 from engine.journeys import JourneyRuntime
 from engine.mail.render import Renderer
@@ -70,6 +72,11 @@ class Ripen:
             on_customer=self.journeys.enroll_customer)
         self.profiles = Profiles(uow=self.uow, handovers=self.handovers, clock=self.clock)
 
+    @property
+    def lease(self) -> timedelta:
+        """How long a sender holds what it claimed (``RIPEN_LEASE_SECONDS``)."""
+        return timedelta(seconds=self.settings.lease_seconds)
+
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db)
 
@@ -91,7 +98,7 @@ class Ripen:
         mailer = self.mailer()
         try:
             return deliver(self.uow, mailer, self.sender, clock=self.clock, ids=ids,
-                           limit=limit, max_rows=max_rows)
+                           limit=limit, max_rows=max_rows, lease=self.lease)
         finally:
             mailer.close()
 
@@ -122,11 +129,29 @@ class Ripen:
             sender = WebhookSender(uow=self.uow,
                                    endpoints={e.id: e for e in self.config.sla.webhooks},
                                    secrets=self.webhook_secrets(), clock=self.clock,
-                                   stamp=self.wall, client=client)
+                                   stamp=self.wall, client=client, lease=self.lease)
             return sender.deliver(ids=ids, limit=limit)
 
     def dispose(self) -> None:
         self.db.dispose()
+
+
+def bootstrap_migrated(settings: Settings | None = None, *,
+                       clock: Clock = system_clock) -> Ripen:
+    """Like ``bootstrap`` for processes that must not migrate (workers, API processes): the
+    database must already be at the code's schema revision, or a plain error says what to
+    run. Several of them start at once; only ``ripen deploy``/``ripen db upgrade`` migrate."""
+    ripen = bootstrap(settings, clock=clock, migrate=False)
+    try:
+        current, head = database.current_revision(ripen.db), database.head_revision()
+    except Exception:
+        ripen.dispose()
+        raise
+    if current != head:
+        ripen.dispose()
+        raise RipenError(f"the database is at schema revision {current or 'none'}, this ripen "
+                         f"needs {head}: run `ripen db upgrade` (or `ripen deploy`) first")
+    return ripen
 
 
 def config_paths(settings: Settings) -> ConfigPaths:

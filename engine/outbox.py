@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from engine.adapters.mailers import Mailer, Outcome, Result
 from engine.addresses import address_hash
 from engine.clock import Clock
+from engine.errors import RipenError
 from engine.mail.message import HeaderInjection, OutgoingMail, UnsendableAddress, ascii_address
 from engine.store.tables import ConsentRecord, Lead, MailOutbox
 from engine.store.uow import UnitOfWork, UowFactory
@@ -39,13 +40,14 @@ class Sender:
 
 def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: Clock,
             ids: Sequence[int] | None = None, limit: int = 500,
-            max_rows: int = 100_000) -> Counter[str]:
+            max_rows: int = 100_000, lease: timedelta = LEASE) -> Counter[str]:
     """Send due outbox rows (or just ``ids``) until none is due; count each end state.
 
     Batches of ``limit`` rows are claimed and checked in one transaction each; then every
     mail costs one commit: the mark that its DATA begins, together with the results of the
     mails before it. A crash therefore leaves exactly the mail whose DATA had begun
-    ``unknown`` (as one transaction per step would), at a third of the commits.
+    ``unknown`` (as one transaction per step would), at a third of the commits. A sender
+    that dies holds its rows for ``lease``; then the next sender takes them over.
     """
     owner = secrets.token_hex(8)
     counts: Counter[str] = Counter()
@@ -53,7 +55,7 @@ def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: C
     done = 0
     while done < max_rows:
         with uow_factory() as uow:
-            rows = uow.claim_mail(now=clock(), owner=owner, lease_until=clock() + LEASE,
+            rows = uow.claim_mail(now=clock(), owner=owner, lease_until=clock() + lease,
                                   limit=min(limit, max_rows - done), ids=ids)
             blocked = _blocked_rows(uow, rows, clock())
             for row_id, (status, reason, retry_at) in blocked.items():
@@ -64,7 +66,8 @@ def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: C
         for status, _, retry_at in blocked.values():
             counts["deferred" if retry_at else status] += 1
         _send_batch(uow_factory, mailer, sender,
-                    [row for row in rows if row.id not in blocked], clock, counts, owner)
+                    [row for row in rows if row.id not in blocked], clock, counts, owner,
+                    lease)
         done += len(rows)
         if ids is not None or len(rows) < limit:
             break
@@ -93,7 +96,7 @@ class LeaseLost(Exception):
 
 def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
                 rows: list[MailOutbox], clock: Clock, counts: Counter[str],
-                owner: str) -> None:
+                owner: str, lease: timedelta) -> None:
     """Send ``rows`` over the mailer's one connection; one commit per mail (see deliver).
 
     Each mail's DATA mark renews the lease on the rest of the batch, so a live sender
@@ -125,7 +128,7 @@ def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
                 record_all()
                 now = clock()
                 owned = uow.mark_data_started(row_id, owner=owner, now=now,
-                                              lease_until=now + LEASE)
+                                              lease_until=now + lease)
                 uow.commit()
                 if not owned:
                     raise LeaseLost(row_id)
@@ -211,3 +214,27 @@ def _record(uow: UnitOfWork, row: MailOutbox, result: Result, now: datetime) -> 
             uow.suppress(address_hash(row.to_address), "hard_bounce", now)
     uow.update_outbox(row.id, **values)
     return str(values["status"])
+
+
+class NotUnknown(RipenError):
+    """Only a mail left ``unknown`` can be settled by hand."""
+
+
+def settle_unknown(uow_factory: UowFactory, row_id: int, *, sent: bool,
+                   now: datetime) -> MailOutbox:
+    """The operator's decision on a mail whose DATA began before a crash, after checking
+    the relay's log for its Message-ID: it was ``sent``, or it is queued to go out again."""
+    with uow_factory() as uow:
+        row = uow.outbox_row(row_id)
+        if row is None or row.status != "unknown":
+            raise NotUnknown(f"outbox row {row_id} is "
+                             + (f"{row.status}, not unknown" if row else "not there"))
+        if sent:
+            row.status, row.sent_at = "sent", now
+            row.last_error = "marked sent by the operator (relay log)"
+        else:
+            row.status, row.next_attempt_at, row.data_started_at = "retry", now, None
+            row.last_error = "queued again by the operator (not in the relay log)"
+        uow.add(row)
+        uow.commit()
+        return row

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     tick_seconds: int = Field(default=60, ge=1, le=3600)
     maintenance_seconds: int = Field(default=900, ge=10, le=86400,
                                      description="DOI reminders and purge, outbox retries")
+    lease_seconds: int = Field(
+        default=300, ge=5, le=86400,
+        description="how long a sender holds the mails and webhook deliveries it claimed; "
+                    "a crashed worker's rows are taken over after this")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated keys for /api/* (Bearer)")
     check_deliverability: bool = Field(

@@ -42,7 +42,7 @@ from engine.store.uow import UowFactory
 SCHEDULE = (timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30),
             timedelta(hours=2), timedelta(hours=5), timedelta(hours=10), timedelta(hours=14),
             timedelta(hours=20), timedelta(hours=24))
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(minutes=5)
 MAX_RETRY_AFTER = timedelta(hours=24)
 
 Resolver = Callable[[str, int], Sequence[str]]
@@ -108,35 +108,48 @@ class WebhookSender:
     client: httpx.Client
     resolver: Resolver = system_resolver
     jitter: Callable[[], float] = random.random
+    lease: timedelta = LEASE
 
     def deliver(self, *, ids: Sequence[int] | None = None, limit: int = 200) -> Counter[str]:
-        """Attempt every due delivery (or just ``ids``); count the outcomes."""
+        """Attempt every due delivery (or just ``ids``); count the outcomes.
+
+        Before each attempt the sender renews its lease on the batch, and attempts only
+        rows it still holds: one whose lease ran out (a receiver slower than the lease)
+        belongs to the sender that took it over, so it is not delivered twice at once."""
         owner = secrets.token_hex(8)
         counts: Counter[str] = Counter()
         now = self.clock()
         with self.uow() as uow:
-            rows = uow.claim_webhooks(now=now, owner=owner, lease_until=now + LEASE,
+            rows = uow.claim_webhooks(now=now, owner=owner, lease_until=now + self.lease,
                                       limit=limit, ids=ids)
             disabled = uow.disabled_endpoints()
             uow.commit()
         for row in rows:
-            counts[self._attempt(row, disabled)] += 1
+            now = self.clock()
+            with self.uow() as uow:
+                held = uow.renew_webhook_lease(row.id or 0, owner=owner,
+                                               lease_until=now + self.lease)
+                uow.commit()
+            if not held:
+                counts["lease_lost"] += 1
+                continue
+            counts[self._attempt(row, disabled, owner)] += 1
         return counts
 
-    def _attempt(self, row: WebhookDelivery, disabled: set[str]) -> str:
+    def _attempt(self, row: WebhookDelivery, disabled: set[str], owner: str) -> str:
         endpoint = self.endpoints.get(row.endpoint_id)
         if endpoint is None:
-            return self._finish(row, "dead", None, "endpoint no longer configured")
+            return self._finish(row, owner, "dead", None, "endpoint no longer configured")
         if endpoint.id in disabled:
-            return self._finish(row, "disabled", None, "endpoint disabled (410 Gone)")
+            return self._finish(row, owner, "disabled", None, "endpoint disabled (410 Gone)")
         keys = self.secrets.get(endpoint.id) or []
         if not keys:
-            return self._retry(row, endpoint, None, f"no secret in ${endpoint.secret_env}",
-                               None)
+            return self._retry(row, owner, endpoint, None,
+                               f"no secret in ${endpoint.secret_env}", None)
         if not endpoint.allow_private:
             refused = refused_address(str(endpoint.url), self.resolver)
             if refused is not None:
-                return self._retry(row, endpoint, None, refused, None)
+                return self._retry(row, owner, endpoint, None, refused, None)
         timestamp = int(self.stamp().timestamp())
         headers = {"content-type": "application/json", "user-agent": "ripen-webhooks/1",
                    "webhook-id": row.webhook_id, "webhook-timestamp": str(timestamp),
@@ -146,21 +159,24 @@ class WebhookSender:
                                         headers=headers, follow_redirects=False,
                                         timeout=endpoint.timeout_seconds)
         except httpx.TimeoutException:
-            return self._retry(row, endpoint, None, "timed out", None)
+            return self._retry(row, owner, endpoint, None, "timed out", None)
         except httpx.HTTPError as exc:
-            return self._retry(row, endpoint, None, f"{type(exc).__name__}: {exc}", None)
+            return self._retry(row, owner, endpoint, None, f"{type(exc).__name__}: {exc}",
+                               None)
         code = response.status_code
         if 200 <= code < 300:
-            return self._finish(row, "delivered", code, None)
+            return self._finish(row, owner, "delivered", code, None)
         if code == 410:
             with self.uow() as uow:
                 uow.disable_endpoint(endpoint.id, "410 Gone", self.clock())
                 uow.commit()
-            return self._finish(row, "disabled", code, "410 Gone: endpoint disabled")
+            return self._finish(row, owner, "disabled", code, "410 Gone: endpoint disabled")
         detail = f"HTTP {code}" + (" (redirect not followed)" if 300 <= code < 400 else "")
-        return self._retry(row, endpoint, code, detail, response.headers.get("retry-after"))
+        return self._retry(row, owner, endpoint, code, detail,
+                           response.headers.get("retry-after"))
 
-    def _retry(self, row: WebhookDelivery, endpoint: WebhookEndpoint, code: int | None,
+    def _retry(self, row: WebhookDelivery, owner: str, endpoint: WebhookEndpoint,
+               code: int | None,
                detail: str, retry_after: str | None) -> str:
         now = self.clock()
         attempt = row.attempts + 1
@@ -170,15 +186,17 @@ class WebhookSender:
         if asked is not None:
             wait = max(wait, min(asked, MAX_RETRY_AFTER))
         if now + wait > row.created_at + endpoint.retry_horizon:
-            return self._finish(row, "dead", code, f"{detail}; retries exhausted")
-        return self._finish(row, "retry", code, detail, next_attempt=now + wait)
+            return self._finish(row, owner, "dead", code, f"{detail}; retries exhausted")
+        return self._finish(row, owner, "retry", code, detail, next_attempt=now + wait)
 
-    def _finish(self, row: WebhookDelivery, status: str, code: int | None,
+    def _finish(self, row: WebhookDelivery, owner: str, status: str, code: int | None,
                 detail: str | None, *, next_attempt: datetime | None = None) -> str:
         now = self.clock()
         with self.uow() as uow:
             current = uow.webhook(row.id or 0)
             assert current is not None
+            if current.lease_owner != owner:  # taken over meanwhile: its new owner records
+                return "lease_lost"
             current.status = status
             current.attempts += 1 if code is not None or status in ("retry", "dead") else 0
             current.last_status_code = code

@@ -1,15 +1,15 @@
 """The flows' access to the composition root.
 
 The process that runs flows either hands its ``Ripen`` in (``ripen run`` does) or the first
-flow run builds one from the ``RIPEN_*`` settings (a Prefect worker). Nothing is built at
-import time.
+flow run builds one from the ``RIPEN_*`` settings (a flow run a Prefect worker started; it
+does not migrate: ``ripen deploy`` did). Nothing is built at import time.
 """
 
 from __future__ import annotations
 
 import threading
 
-from engine.bootstrap import Ripen, bootstrap
+from engine.bootstrap import Ripen, bootstrap_migrated
 
 _lock = threading.Lock()
 _current: Ripen | None = None
@@ -26,5 +26,5 @@ def current() -> Ripen:
     global _current
     with _lock:
         if _current is None:
-            _current = bootstrap()
+            _current = bootstrap_migrated()
         return _current

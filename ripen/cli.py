@@ -52,6 +52,9 @@ routing_app = typer.Typer(help="Lead routing to reps.", no_args_is_help=True)
 app.add_typer(routing_app, name="routing")
 gdpr_app = typer.Typer(help="GDPR: export or erase one person's data.", no_args_is_help=True)
 app.add_typer(gdpr_app, name="gdpr")
+outbox_app = typer.Typer(help="The mail outbox: what was sent, what waits, what is unknown.",
+                         no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
 audit_app = typer.Typer(help="Audits of the configuration (content gaps).",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -307,7 +310,8 @@ def run(
               f"database {settings.effective_database_url}, mail {settings.effective_mail_url}")
     scheduler.start()
     try:
-        uvicorn.run(api, host=host, port=port, log_level="info")
+        # RIPEN_TRUSTED_PROXIES alone decides whose X-Forwarded-For counts (not uvicorn)
+        uvicorn.run(api, host=host, port=port, log_level="info", proxy_headers=False)
     finally:
         scheduler.shutdown()
         runtime.use(None)
@@ -472,6 +476,43 @@ def handovers_replay(
         counts = ripen_app.send_webhooks(ids=[delivery])
     out.print(f"delivery {delivery} ({row.webhook_id}) to {row.endpoint_id}: "
               + ", ".join(f"{k} {v}" for k, v in counts.items()), markup=False, soft_wrap=True)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option(
+        help="Only mails in this state: pending, retry, sending, sent, unknown, failed, "
+        "suppressed …")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 50,
+) -> None:
+    """Outbox mails, newest first. `unknown`: a sender died after SMTP DATA began — the relay
+    may have the mail; look its Message-ID up in the relay log, then `ripen outbox settle`."""
+    with _ripen() as ripen_app, ripen_app.uow() as uow:
+        rows = uow.outbox_rows(status=status, limit=limit)
+        for row in rows:
+            out.print(f"{row.id} {row.status} {row.category} <{row.message_id}> "
+                      f"attempts {row.attempts} {row.idempotency_key}"
+                      + (f" — {row.last_error}" if row.last_error else ""),
+                      markup=False, soft_wrap=True)
+    out.print(f"{len(rows)} mails", markup=False)
+
+
+@outbox_app.command("settle")
+def outbox_settle(
+    row: Annotated[int, typer.Argument(help="Outbox id from `ripen outbox list`")],
+    sent: Annotated[bool, typer.Option("--sent/--resend", help="The relay log shows it "
+                                       "(--sent), or it does not: send it again (--resend)")],
+) -> None:
+    """Settle a mail left `unknown` after a crash, once the relay log has answered."""
+    from engine.outbox import settle_unknown
+
+    with _ripen() as ripen_app:
+        settled = settle_unknown(ripen_app.uow, row, sent=sent, now=ripen_app.clock())
+        counts = ripen_app.send_mail(ids=[row]) if not sent else None
+    out.print(f"outbox {row} <{settled.message_id}>: "
+              + ("marked sent" if sent else "sent again: " + ", ".join(
+                  f"{k} {v}" for k, v in (counts or {}).items())), markup=False,
+              soft_wrap=True)
 
 
 @audit_app.command("content")
@@ -937,6 +978,95 @@ def maintenance() -> None:
     out.print(f"reminders {result['reminded']}, purged {result['purged']}, "
               f"SLA escalations {result['escalated']}, webhooks {result['webhooks']}, "
               f"mail {result['mail']}", markup=False, soft_wrap=True)
+
+
+PoolOption = Annotated[str, typer.Option("--pool", help="The Prefect work pool")]
+
+
+def _prefect_server() -> str:
+    """The Prefect server of deployment mode (``PREFECT_API_URL``), checked to answer."""
+    import httpx
+
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url:
+        raise RipenError("deployment mode needs a Prefect server: set PREFECT_API_URL, e.g. "
+                         "http://127.0.0.1:4200/api (README: Operations guide)")
+    try:
+        httpx.get(f"{url}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise RipenError(f"the Prefect server at PREFECT_API_URL={url} does not answer: "
+                         f"{exc}") from None
+    return url
+
+
+def _absolute_home(settings: Settings) -> Settings:
+    """Child processes (flow runs, API workers) start elsewhere: pass RIPEN_HOME absolute."""
+    home = settings.home.resolve()
+    os.environ["RIPEN_HOME"] = str(home)
+    return settings.model_copy(update={"home": home})
+
+
+@app.command()
+def deploy(pool: PoolOption = "ripen") -> None:
+    """Deployment mode: validate, migrate, and register the tick and maintenance flows as
+    Prefect deployments on a process work pool (created if missing). Schedules come from
+    RIPEN_TICK_SECONDS and RIPEN_MAINTENANCE_SECONDS; run it again after changing them."""
+    settings = _absolute_home(_settings())
+    url = _prefect_server()
+    from engine.bootstrap import bootstrap
+
+    ripen_app = bootstrap(settings)  # the configuration is valid and the schema current
+    ripen_app.dispose()
+    from flows.deployments import ensure_pool, register
+
+    created = ensure_pool(pool)
+    out.print(f"work pool {pool}: {'created' if created else 'exists'} (process) on {url}")
+    for registered in register(settings, pool=pool):
+        out.print(f"deployment {registered.name}: every {registered.every}  "
+                  f"(id {registered.deployment_id})", markup=False)
+    out.print(f"next: start workers with `ripen worker --pool {pool}` and the API with "
+              "`ripen serve`", markup=False)
+
+
+@app.command()
+def worker(
+    pool: PoolOption = "ripen",
+    limit: Annotated[int, typer.Option(min=1, help="Flow runs this worker runs at once")] = 4,
+    name: Annotated[str | None, typer.Option(help="Worker name shown by Prefect")] = None,
+) -> None:
+    """Deployment mode: check the settings, configuration and database, then become a Prefect
+    process worker on the pool; each tick or maintenance run is a fresh process."""
+    settings = _absolute_home(_settings())
+    _prefect_server()
+    from engine.bootstrap import bootstrap_migrated
+
+    bootstrap_migrated(settings).dispose()
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
+               "--type", "process", "--limit", str(limit)]
+    if name:
+        command += ["--name", name]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # noqa: S606 - fixed argv, no shell
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the API listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API processes")] = 2,
+) -> None:
+    """Deployment mode: serve the HTTP API alone, in several processes (uvicorn); no
+    scheduler here, the ticks run on Prefect workers. The database must be migrated."""
+    settings = _absolute_home(_settings())
+    import uvicorn
+
+    from engine.bootstrap import bootstrap_migrated
+
+    bootstrap_migrated(settings).dispose()
+    out.print(f"ripen {ripen.__version__} API on {host}:{port} ({workers} processes), "
+              f"database {settings.effective_database_url}", markup=False)
+    uvicorn.run("ripen.api.asgi:create", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=False)
 
 
 def main() -> None:

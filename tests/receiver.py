@@ -57,7 +57,7 @@ class Receiver:
 
 
 @contextmanager
-def running(secret: str) -> Iterator[Receiver]:
+def running(secret: str, port: int = 0) -> Iterator[Receiver]:
     receiver = Receiver(secret)
 
     class Handler(BaseHTTPRequestHandler):
@@ -80,7 +80,7 @@ def running(secret: str) -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

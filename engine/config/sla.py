@@ -122,7 +122,8 @@ class WebhookEndpoint(Frozen):
         default=False, description="allow loopback/private addresses (tests, internal CRMs)"
     )
     timeout_seconds: int = Field(default=15, ge=1, le=30)
-    retry_horizon: Duration = timedelta(days=3)
+    #: Long enough for a CRM down over a long weekend (72 h and more) to get its backlog.
+    retry_horizon: Duration = timedelta(days=5)
 
     @field_validator("secret_env")
     @classmethod

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import Update, and_, bindparam, delete, func, insert, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
@@ -170,6 +171,18 @@ class UnitOfWork:
         connection.execute(renew, {"owner": owner, "until": lease_until})
         return bool(marked)
 
+    def renew_webhook_lease(self, row_id: int, *, owner: str, lease_until: datetime) -> bool:
+        """Before a delivery attempt: renew ``owner``'s lease on its claimed deliveries; False
+        when the row itself is no longer ``owner``'s (its lease ran out and another sender
+        took it over)."""
+        table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+        owned = (table.c.lease_owner == owner, table.c.status == "delivering")
+        connection = self.session.connection()
+        held = connection.execute(core_select(table.c.id).where(table.c.id == row_id, *owned)
+                                  .with_for_update()).first()
+        connection.execute(update(table).where(*owned).values(lease_until=lease_until))
+        return held is not None
+
     def suppress(self, email_hash: str, reason: str, now: datetime) -> None:
         existing = self.suppression(email_hash)
         if existing is None:
@@ -207,6 +220,13 @@ class UnitOfWork:
 
     def outbox_row(self, row_id: int) -> MailOutbox | None:
         return self.session.get(MailOutbox, row_id)
+
+    def outbox_rows(self, *, status: str | None = None, limit: int = 50) -> list[MailOutbox]:
+        """Outbox rows, newest first (``ripen outbox list``)."""
+        query = select(MailOutbox).order_by(col(MailOutbox.id).desc()).limit(limit)
+        if status is not None:
+            query = query.where(MailOutbox.status == status)
+        return list(self.session.exec(query).all())
 
     def claim_mail(self, *, now: datetime, owner: str, lease_until: datetime, limit: int,
                    ids: Sequence[int] | None = None) -> list[MailOutbox]:

@@ -24,6 +24,8 @@ class SchedulerStatus:
     """What the scheduler last did; shown on ``/health``."""
 
     running: bool = False
+    #: "embedded" (this process ticks) or "prefect-workers" (ticks are deployment runs)
+    mode: str = "embedded"
     last_tick_at: datetime | None = None
     last_tick_error: str | None = None
     due: list[dict[str, object]] = field(default_factory=list)
@@ -56,6 +58,7 @@ def create_app(ripen_app: Ripen, scheduler: SchedulerStatus | None = None) -> Fa
             "config_version": ripen_app.config.version,
             "journeys": {j.id: j.version for j in ripen_app.config.journeys.values()},
             "scheduler": {
+                "mode": status.mode,
                 "running": status.running,
                 "last_tick_at": status.last_tick_at.isoformat() if status.last_tick_at else None,
                 "last_tick_error": status.last_tick_error,

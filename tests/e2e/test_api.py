@@ -30,7 +30,8 @@ def test_health_reports_database_schema_config_and_scheduler(migrated: Engine) -
     assert body["status"] == "ok"
     assert body["database"] == "ok"
     assert body["schema"] == database.head_revision()
-    assert body["scheduler"] == {"running": True, "last_tick_at": "2026-11-23T09:00:00+00:00",
+    assert body["scheduler"] == {"mode": "embedded", "running": True,
+                                 "last_tick_at": "2026-11-23T09:00:00+00:00",
                                  "last_tick_error": None}
     assert set(body["journeys"]) >= {"monika-marketing", "praxisbrief"}
 
