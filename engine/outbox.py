@@ -99,10 +99,11 @@ def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
                 owner: str, lease: timedelta) -> None:
     """Send ``rows`` over the mailer's one connection; one commit per mail (see deliver).
 
-    Each mail's DATA mark renews the lease on the rest of the batch, so a live sender
-    keeps its rows however slow the relay; a row whose lease still ran out (one mail held
-    up longer than the lease) belongs to whoever recovered it and is skipped here."""
+    The DATA marks renew the lease on the rest of the batch (every quarter lease), so a
+    live sender keeps its rows however slow the relay; a row whose lease still ran out (one
+    mail held up that long) belongs to whoever recovered it and is skipped here."""
     unrecorded: list[tuple[MailOutbox, Result]] = []
+    renewed_at = clock()  # the claim just set the batch's lease
     with uow_factory() as uow:
 
         def record_all() -> None:
@@ -124,11 +125,16 @@ def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
             data_began = False
 
             def before_data(row_id: int = row.id) -> None:
-                nonlocal data_began
+                nonlocal data_began, renewed_at
                 record_all()
                 now = clock()
+                # the batch's lease is renewed a few times per lease, not with every mail
+                # (that would rewrite the whole batch per mail)
+                renew = now - renewed_at >= lease / 4
                 owned = uow.mark_data_started(row_id, owner=owner, now=now,
-                                              lease_until=now + lease)
+                                              lease_until=now + lease, renew_batch=renew)
+                if renew:
+                    renewed_at = now
                 uow.commit()
                 if not owned:
                     raise LeaseLost(row_id)

@@ -124,12 +124,16 @@ class WebhookSender:
                                       limit=limit, ids=ids)
             disabled = uow.disabled_endpoints()
             uow.commit()
+        renewed_at = now
         for row in rows:
             now = self.clock()
+            renew = now - renewed_at >= self.lease / 4  # the batch, a few times per lease
             with self.uow() as uow:
                 held = uow.renew_webhook_lease(row.id or 0, owner=owner,
-                                               lease_until=now + self.lease)
+                                               lease_until=now + self.lease, renew_batch=renew)
                 uow.commit()
+            if renew:
+                renewed_at = now
             if not held:
                 counts["lease_lost"] += 1
                 continue

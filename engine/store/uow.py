@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import Update, and_, bindparam, delete, func, insert, or_, update
-from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
@@ -152,10 +151,11 @@ class UnitOfWork:
         self.session.connection().execute(statement, {"row_id": row_id, **values})
 
     def mark_data_started(self, row_id: int, *, owner: str, now: datetime,
-                          lease_until: datetime) -> bool:
-        """The mark before SMTP DATA, only while ``owner`` still holds the row's lease; the
-        lease of the owner's other rows is renewed with it. False: the lease was lost (it
-        expired and another sender took the row) — this sender must not send it."""
+                          lease_until: datetime, renew_batch: bool = True) -> bool:
+        """The mark before SMTP DATA, only while ``owner`` still holds the row's lease; with
+        ``renew_batch`` the lease of the owner's other rows is renewed with it. False: the
+        lease was lost (it expired and another sender took the row) — this sender must not
+        send it."""
         if not _DATA_MARK:  # built once: the sender runs these for every mail
             table = MailOutbox.__table__  # type: ignore[attr-defined]
             owned = (table.c.lease_owner == bindparam("owner"), table.c.status == "sending")
@@ -168,20 +168,23 @@ class UnitOfWork:
         connection = self.session.connection()
         marked = connection.execute(mark, {"row_id": row_id, "owner": owner, "now": now,
                                            "until": lease_until}).rowcount
-        connection.execute(renew, {"owner": owner, "until": lease_until})
+        if renew_batch:
+            connection.execute(renew, {"owner": owner, "until": lease_until})
         return bool(marked)
 
-    def renew_webhook_lease(self, row_id: int, *, owner: str, lease_until: datetime) -> bool:
-        """Before a delivery attempt: renew ``owner``'s lease on its claimed deliveries; False
-        when the row itself is no longer ``owner``'s (its lease ran out and another sender
-        took it over)."""
+    def renew_webhook_lease(self, row_id: int, *, owner: str, lease_until: datetime,
+                            renew_batch: bool = True) -> bool:
+        """Before a delivery attempt: renew ``owner``'s lease on the row (and with
+        ``renew_batch`` on all its claimed deliveries); False when the row is no longer
+        ``owner``'s (its lease ran out and another sender took it over)."""
         table = WebhookDelivery.__table__  # type: ignore[attr-defined]
         owned = (table.c.lease_owner == owner, table.c.status == "delivering")
         connection = self.session.connection()
-        held = connection.execute(core_select(table.c.id).where(table.c.id == row_id, *owned)
-                                  .with_for_update()).first()
-        connection.execute(update(table).where(*owned).values(lease_until=lease_until))
-        return held is not None
+        held = connection.execute(update(table).where(table.c.id == row_id, *owned)
+                                  .values(lease_until=lease_until)).rowcount
+        if renew_batch:
+            connection.execute(update(table).where(*owned).values(lease_until=lease_until))
+        return bool(held)
 
     def suppress(self, email_hash: str, reason: str, now: datetime) -> None:
         existing = self.suppression(email_hash)

@@ -24,13 +24,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
+from engine.store import database
 from tests.conftest import SmtpSink, free_port
 from tests.factories import REPO
 from tests.receiver import Receiver, running
@@ -43,6 +44,14 @@ KILL_AFTER_MAILS = 1_500
 BIN = Path(sys.executable).parent
 WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, base64
 API_KEY = "deploy-test-api-key-0123456789abcdef"
+
+
+class Mail(NamedTuple):
+    id: int
+    status: str
+    message_id: str          # without the angle brackets, as the Message-ID header reads
+    idempotency_key: str
+    last_error: str | None
 
 
 @dataclass
@@ -170,7 +179,7 @@ def postgres_databases() -> Iterator[tuple[str, str]]:
     if not url.startswith("postgresql"):
         pytest.skip("deployment mode needs PostgreSQL: set RIPEN_TEST_DATABASE_URL "
                     "(.ci/run does)")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(database.normalise_url(url), isolation_level="AUTOCOMMIT")
     suffix = uuid.uuid4().hex[:10]
     names = (f"ripen_deploy_{suffix}", f"prefect_deploy_{suffix}")
     with admin.connect() as connection:
@@ -236,7 +245,7 @@ def cluster(postgres_databases: tuple[str, str], tmp_path: Path,
             "PREFECT_UI_ENABLED": "false",
         })
         server_env = dict(env, PREFECT_API_DATABASE_CONNECTION_URL=prefect_url)
-        db = create_engine(ripen_url)
+        db = create_engine(database.normalise_url(ripen_url))
         made = Cluster(env=env, db=db, folder=tmp_path, sink=sink, receiver=receiver,
                        api_url=f"http://127.0.0.1:{api_port}")
         server = Process("prefect-server", [str(BIN / "prefect"), "server", "start",
@@ -365,6 +374,8 @@ def test_two_workers_one_killed_mid_batch_lose_and_duplicate_nothing(cluster: Cl
             "(SELECT 1 FROM handover h WHERE h.lead_id = lead.id)")).scalar()
         held = connection.execute(text(OPEN_MAIL.replace("<= now()", "> now()"))).scalar()
     received = _received_message_ids(cluster.sink)
+    rows = [Mail(row.id, row.status, row.message_id.strip("<>"), row.idempotency_key,
+                 row.last_error) for row in rows]
     by_status = Counter(row.status for row in rows)
     unknown = [row for row in rows if row.status == "unknown"]
     unknown_ids = {row.message_id for row in unknown}
