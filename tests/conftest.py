@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -58,6 +58,19 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+Figure = Callable[[str], None]
+
+
+@pytest.fixture
+def figure(capsys: pytest.CaptureFixture[str]) -> Figure:
+    """Print a measured figure to the terminal even while pytest captures output, so CI's
+    log shows it (the fault matrix, the deployment test)."""
+    def show(line: str) -> None:
+        with capsys.disabled():
+            print(line, flush=True)
+    return show
 
 
 # --- a real SMTP server (aiosmtpd) on loopback ------------------------------------------

@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
 from engine.store import database
-from tests.conftest import SmtpSink, free_port
+from tests.conftest import Figure, SmtpSink, free_port
 from tests.factories import REPO
 from tests.receiver import Receiver, running
 
@@ -320,7 +320,8 @@ def _settled(cluster: Cluster) -> bool:
     return bool(due == 0 and open_mail == 0 and open_hooks == 0)
 
 
-def test_two_workers_one_killed_mid_batch_lose_and_duplicate_nothing(cluster: Cluster) -> None:
+def test_two_workers_one_killed_mid_batch_lose_and_duplicate_nothing(
+        figure: Figure, cluster: Cluster) -> None:
     ripen = str(BIN / "ripen")
     deployed = cluster.run(ripen, "deploy", "--pool", "ripen")
     assert "deployment ripen-tick/tick" in deployed, deployed
@@ -387,17 +388,17 @@ def test_two_workers_one_killed_mid_batch_lose_and_duplicate_nothing(cluster: Cl
     delivered_hooks = {d.webhook_id for d in deliveries if d.status == "delivered"}
     lost_hooks = [d for d in deliveries if d.webhook_id not in set(hook_ids)]
     shared_ids = {wid: n for wid, n in Counter(hook_ids).items() if n > 1}
-    print(f"\ndeployment mode: {LEADS} leads due, {CONTACT_REQUESTS} contact requests "
+    figure(f"\ndeployment mode: {LEADS} leads due, {CONTACT_REQUESTS} contact requests "
           f"({handovers} fast-lane handovers, {handover_count} in all); 2 workers, "
           f"{victim[0].name} killed with SIGKILL ({killed} processes) after "
           f"{mails_at_kill} mails, then restarted")
-    print(f"mail outbox: {dict(by_status)} ({held} held until sales lets go); leads with "
+    figure(f"mail outbox: {dict(by_status)} ({held} held until sales lets go); leads with "
           f"a journey mail: {first_mails}, without one and not with sales: {skipped_leads}")
-    print(f"mails lost: {len(lost_mails)}; duplicates: {len(duplicates)}; rows left unknown: "
+    figure(f"mails lost: {len(lost_mails)}; duplicates: {len(duplicates)}; rows left unknown: "
           f"{len(unknown)} ({unknown_received} of them received)")
     for row in unknown:
-        print(f"  unknown: outbox {row.id} {row.idempotency_key} — {row.last_error}")
-    print(f"webhooks: {len(deliveries)} deliveries, {len(delivered_hooks)} delivered, "
+        figure(f"  unknown: outbox {row.id} {row.idempotency_key} — {row.last_error}")
+    figure(f"webhooks: {len(deliveries)} deliveries, {len(delivered_hooks)} delivered, "
           f"lost {len(lost_hooks)}, duplicate deliveries sharing a webhook-id: "
           f"{sum(n - 1 for n in shared_ids.values())}")
     cluster.receiver.verified()  # every request signed as Standard Webhooks requires

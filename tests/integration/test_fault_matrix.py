@@ -30,7 +30,7 @@ from engine.bootstrap import Ripen
 from engine.outbox import LEASE
 from engine.store.tables import MailOutbox, WebhookDelivery
 from engine.webhooks import WebhookSender, new_secret
-from tests.conftest import SmtpSink, free_port
+from tests.conftest import Figure, SmtpSink, free_port
 from tests.factories import NOW
 from tests.integration.test_outbox_crash import _queue, _statuses
 from tests.receiver import running
@@ -98,13 +98,17 @@ def _on(app: Ripen, relay: Relay) -> Ripen:
     return dataclasses.replace(app, settings=settings, config=config)
 
 
+def _tag(app: Ripen) -> str:
+    return f"\nfault matrix [{app.db.dialect.name}]: "
+
+
 def _addresses(app: Ripen) -> list[str]:
     with app.uow() as uow:
         return [row.to_address or "" for row in uow.session.exec(select(MailOutbox)).all()]
 
 
-def test_relay_down_for_an_hour_then_back_sends_each_mail_once(ripen_app: Ripen,
-                                                               relay: Relay) -> None:
+def test_relay_down_for_an_hour_then_back_sends_each_mail_once(
+        figure: Figure, ripen_app: Ripen, relay: Relay) -> None:
     app = _on(ripen_app, relay)
     _queue(app, 30)
     clock: Any = app.clock
@@ -120,16 +124,18 @@ def test_relay_down_for_an_hour_then_back_sends_each_mail_once(ripen_app: Ripen,
         clock.advance(timedelta(minutes=5))
         waited += timedelta(minutes=5)
     received = relay.received()
-    print(f"\nrelay down 60 min: 30 mails, {tries_while_down['retry']} attempts refused, "
-          f"all sent {waited} after the relay came back; received {sum(received.values())}, "
-          f"duplicates {sum(n - 1 for n in received.values())}")
+    figure(_tag(ripen_app)
+           + f"relay down 60 min: 30 mails, {tries_while_down['retry']} attempts refused, "
+             f"all sent {waited} after the relay came back; received {sum(received.values())}, "
+             f"duplicates {sum(n - 1 for n in received.values())}")
     assert _statuses(app) == {"sent": 30}
     assert sorted(received) == sorted(_addresses(app))
     assert set(received.values()) == {1}
     assert waited <= timedelta(hours=2, minutes=5)  # the backoff reaches 2 h at most by then
 
 
-def test_relay_451_then_250_and_550_unknown_user(ripen_app: Ripen, relay: Relay) -> None:
+def test_relay_451_then_250_and_550_unknown_user(figure: Figure, ripen_app: Ripen,
+                                                 relay: Relay) -> None:
     app = _on(ripen_app, relay)
     _queue(app, 10)
     addresses = _addresses(app)
@@ -145,9 +151,10 @@ def test_relay_451_then_250_and_550_unknown_user(ripen_app: Ripen, relay: Relay)
     with app.uow() as uow:
         rows = {r.to_address: r for r in uow.session.exec(select(MailOutbox)).all()}
         suppressed = uow.suppressions_of(address_hash(a) for a in relay.unknown_users)
-    print(f"\nrelay 451 then 250: {len(relay.defer_first)} mails sent on the 2nd attempt; "
-          f"550 5.1.1: {len(relay.unknown_users)} failed and suppressed, never retried; "
-          f"attempts {dict(first)} / {dict(second)} / {dict(third)}")
+    figure(_tag(ripen_app)
+           + f"relay 451 then 250: {len(relay.defer_first)} mails sent on the 2nd attempt; "
+             f"550 5.1.1: {len(relay.unknown_users)} failed and suppressed, never retried; "
+             f"attempts {dict(first)} / {dict(second)} / {dict(third)}")
     assert dict(first) == {"retry": 6, "failed": 2, "sent": 2}
     assert dict(second) == {"sent": 6}
     assert dict(third) == {}
@@ -161,7 +168,8 @@ def test_relay_451_then_250_and_550_unknown_user(ripen_app: Ripen, relay: Relay)
     assert all(relay.attempts[a] == 1 for a in relay.unknown_users)
 
 
-def test_webhook_receiver_down_72_hours_then_back_drains_the_backlog(ripen_app: Ripen) -> None:
+def test_webhook_receiver_down_72_hours_then_back_drains_the_backlog(
+        figure: Figure, ripen_app: Ripen) -> None:
     secret = new_secret()
     port = free_port()
     endpoint = ripen_app.config.sla.webhooks[0].model_copy(
@@ -195,9 +203,10 @@ def test_webhook_receiver_down_72_hours_then_back_drains_the_backlog(ripen_app: 
                 clock.advance(timedelta(minutes=30))
                 waited += timedelta(minutes=30)
         ids = Counter(crm.ids())
-    print(f"\nwebhook receiver down 72 h: 20 deliveries, {refused['retry']} attempts refused, "
-          f"0 dead; back: all 20 delivered within {waited}, "
-          f"{sum(n - 1 for n in ids.values())} repeated webhook-ids")
+    figure(_tag(ripen_app)
+           + f"webhook receiver down 72 h: 20 deliveries, {refused['retry']} attempts refused, "
+             f"0 dead; back: all 20 delivered within {waited}, "
+             f"{sum(n - 1 for n in ids.values())} repeated webhook-ids")
     assert delivered == 20
     assert len(ids) == 20
     assert set(ids.values()) == {1}
@@ -209,7 +218,7 @@ def test_webhook_receiver_down_72_hours_then_back_drains_the_backlog(ripen_app: 
 
 
 def test_a_webhook_sender_that_outlived_its_lease_delivers_nothing_taken_over(
-        ripen_app: Ripen) -> None:
+        figure: Figure, ripen_app: Ripen) -> None:
     """A CRM so slow that one request outlasts the lease: another sender takes the batch
     over and delivers it; the slow sender then skips every row it no longer holds."""
     secret = new_secret()
@@ -243,8 +252,9 @@ def test_a_webhook_sender_that_outlived_its_lease_delivers_nothing_taken_over(
         with httpx.Client(transport=Stalled()) as slow:
             stalled = sender(slow).deliver()
     ids = Counter(crm.ids())
-    print(f"\nwebhook sender outlived its lease: the other sender {dict(taken_over[0])}, the "
-          f"slow one {dict(stalled)}; posts per webhook-id {sorted(ids.values())}")
+    figure(_tag(ripen_app)
+           + f"webhook sender outlived its lease: the other sender {dict(taken_over[0])}, the "
+             f"slow one {dict(stalled)}; posts per webhook-id {sorted(ids.values())}")
     assert taken_over[0] == {"delivered": 5}
     assert stalled == {"lease_lost": 5}   # its one request in flight, and four never sent
     assert ids == {f"msg_slow{n}": 1 for n in range(1, 5)} | {"msg_slow0": 2}
@@ -254,7 +264,7 @@ def test_a_webhook_sender_that_outlived_its_lease_delivers_nothing_taken_over(
 
 
 def test_database_connection_dropped_mid_send_loses_and_doubles_nothing(
-        ripen_app: Ripen, relay: Relay) -> None:
+        figure: Figure, ripen_app: Ripen, relay: Relay) -> None:
     if ripen_app.db.dialect.name != "postgresql":
         pytest.skip("SQLite is a file: there is no server connection to drop")
     app = _on(ripen_app, relay)
@@ -286,10 +296,11 @@ def test_database_connection_dropped_mid_send_loses_and_doubles_nothing(
     recovered = app.send_mail()  # fresh connections from the pool (pre-ping)
     received = relay.received()
     statuses = _statuses(app)
-    print(f"\ndatabase connections dropped at the 10th mail's DATA mark: the send failed "
-          f"with states {after_drop}; after the lease: {dict(recovered)}; received "
-          f"{sum(received.values())} of 40, duplicates {sum(n - 1 for n in received.values())},"
-          f" unknown {statuses.get('unknown', 0)}")
+    figure(_tag(ripen_app)
+           + f"database connections dropped at the 10th mail's DATA mark: the send failed "
+             f"with states {after_drop}; after the lease: {dict(recovered)}; received "
+             f"{sum(received.values())} of 40, duplicates {sum(n - 1 for n in received.values())},"
+             f" unknown {statuses.get('unknown', 0)}")
     # the 10th mark also carried the 9th mail's result: rolled back with it, so the 9th
     # (accepted by the relay) is `unknown` for the operator, never resent
     assert after_drop == {"sent": 8, "sending": 32}
@@ -302,7 +313,7 @@ def test_database_connection_dropped_mid_send_loses_and_doubles_nothing(
 
 
 def test_scheduler_restarted_during_a_tick_sends_each_mail_once(
-        ripen_app: Ripen, relay: Relay, prefect_harness: None) -> None:
+        figure: Figure, ripen_app: Ripen, relay: Relay, prefect_harness: None) -> None:
     from engine.clock import system_clock
     from flows import runtime
     from flows.tick import run_tick
@@ -335,15 +346,16 @@ def test_scheduler_restarted_during_a_tick_sends_each_mail_once(
     finally:
         runtime.use(None)
     received = relay.received()
-    print(f"\nscheduler restarted during a tick (after {at_restart} of 60 mails): received "
-          f"{sum(received.values())}, duplicates {sum(n - 1 for n in received.values())}")
+    figure(_tag(ripen_app)
+           + f"scheduler restarted during a tick (after {at_restart} of 60 mails): received "
+             f"{sum(received.values())}, duplicates {sum(n - 1 for n in received.values())}")
     assert _statuses(app) == {"sent": 60}
     assert len(received) == 60
     assert set(received.values()) == {1}
 
 
-def test_clock_jump_forward_a_day_sends_what_fell_due_once(ripen_app: Ripen,
-                                                          relay: Relay) -> None:
+def test_clock_jump_forward_a_day_sends_what_fell_due_once(
+        figure: Figure, ripen_app: Ripen, relay: Relay) -> None:
     app = _on(ripen_app, relay)
     _queue(app, 20)
     relay.up()
@@ -357,9 +369,11 @@ def test_clock_jump_forward_a_day_sends_what_fell_due_once(ripen_app: Ripen,
     after = app.send_mail()
     again = app.send_mail()
     received = relay.received()
-    print(f"\nclock jumped a day with 10 mails leased: the next send took over "
-          f"{after.get('sent', 0)} mails ({len(owner_rows)} of them expired leases), the one "
-          f"after sent {sum(again.values())}; duplicates {sum(n - 1 for n in received.values())}")
+    figure(_tag(ripen_app)
+           + f"clock jumped a day with 10 mails leased: the next send took over "
+             f"{after.get('sent', 0)} mails ({len(owner_rows)} of them expired leases), the one "
+             f"after sent {sum(again.values())}; "
+             f"duplicates {sum(n - 1 for n in received.values())}")
     assert after["sent"] == 20
     assert after["recovered"] == 10
     assert dict(again) == {}
