@@ -490,7 +490,7 @@ def outbox_list(
     with _ripen() as ripen_app, ripen_app.uow() as uow:
         rows = uow.outbox_rows(status=status, limit=limit)
         for row in rows:
-            out.print(f"{row.id} {row.status} {row.category} <{row.message_id}> "
+            out.print(f"{row.id} {row.status} {row.category} {row.message_id} "
                       f"attempts {row.attempts} {row.idempotency_key}"
                       + (f" — {row.last_error}" if row.last_error else ""),
                       markup=False, soft_wrap=True)
@@ -509,7 +509,7 @@ def outbox_settle(
     with _ripen() as ripen_app:
         settled = settle_unknown(ripen_app.uow, row, sent=sent, now=ripen_app.clock())
         counts = ripen_app.send_mail(ids=[row]) if not sent else None
-    out.print(f"outbox {row} <{settled.message_id}>: "
+    out.print(f"outbox {row} {settled.message_id}: "
               + ("marked sent" if sent else "sent again: " + ", ".join(
                   f"{k} {v}" for k, v in (counts or {}).items())), markup=False,
               soft_wrap=True)
