@@ -113,9 +113,10 @@ class WebhookSender:
     def deliver(self, *, ids: Sequence[int] | None = None, limit: int = 200) -> Counter[str]:
         """Attempt every due delivery (or just ``ids``); count the outcomes.
 
-        Before each attempt the sender renews its lease on the batch, and attempts only
-        rows it still holds: one whose lease ran out (a receiver slower than the lease)
-        belongs to the sender that took it over, so it is not delivered twice at once."""
+        Before each attempt the sender renews its lease on the row (and, every quarter
+        lease, on the rest of its batch) and attempts only rows it still holds: one whose
+        lease ran out (a receiver slower than the lease) belongs to the sender that took it
+        over, so the two do not both go on delivering it."""
         owner = secrets.token_hex(8)
         counts: Counter[str] = Counter()
         now = self.clock()
