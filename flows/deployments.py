@@ -25,8 +25,6 @@ from engine.errors import RipenError
 from engine.settings import Settings
 from flows.tick import maintenance_flow, tick_flow
 
-DEFAULT_POOL = "ripen"
-
 
 @dataclass(frozen=True)
 class Registered:
@@ -55,27 +53,23 @@ def ensure_pool(name: str) -> bool:
     return False
 
 
-def _deployment(flow: Flow[..., Any], name: str, every: timedelta,
-                description: str) -> RunnerDeployment:
-    """A deployment that imports the flow by module path: the workers run the installed
-    ripen (no image, no code storage to pull)."""
+def _register(flow: Flow[..., Any], name: str, every: timedelta, description: str,
+              pool: str) -> Registered:
+    """Register one deployment that imports the flow by module path: the workers run the
+    installed ripen (no image, no code storage to pull)."""
     made = flow.to_deployment(name, interval=every, entrypoint_type=EntrypointType.MODULE_PATH,
                               tags=["ripen"], description=description)
     assert isinstance(made, RunnerDeployment)  # to_deployment is sync outside an event loop
-    return made
+    return Registered(f"{flow.name}/{name}", every, str(made.apply(work_pool_name=pool)))
 
 
-def register(settings: Settings, *, pool: str = DEFAULT_POOL) -> list[Registered]:
+def register(settings: Settings, *, pool: str) -> list[Registered]:
     """Register (or update) both deployments on ``pool``; their schedules replace any old."""
-    every = {"tick": timedelta(seconds=settings.tick_seconds),
-             "maintenance": timedelta(seconds=settings.maintenance_seconds)}
-    deployments = [
-        _deployment(tick_flow, "tick", every["tick"], "What is due now: journey steps, MQL "
-                    "check, handover webhooks and the mail outbox."),
-        _deployment(maintenance_flow, "maintenance", every["maintenance"],
-                    "DOI reminders and purge, SLA escalations, retries."),
+    return [
+        _register(tick_flow, "tick", timedelta(seconds=settings.tick_seconds),
+                  "What is due now: journey steps, MQL check, handover webhooks and the mail "
+                  "outbox.", pool),
+        _register(maintenance_flow, "maintenance",
+                  timedelta(seconds=settings.maintenance_seconds),
+                  "DOI reminders and purge, SLA escalations, retries.", pool),
     ]
-    ids = [deployment.apply(work_pool_name=pool) for deployment in deployments]
-    names = [f"{tick_flow.name}/tick", f"{maintenance_flow.name}/maintenance"]
-    return [Registered(name, every[name.rsplit("/", 1)[1]], str(deployment_id))
-            for name, deployment_id in zip(names, ids, strict=True)]

@@ -981,6 +981,7 @@ def maintenance() -> None:
 
 
 PoolOption = Annotated[str, typer.Option("--pool", help="The Prefect work pool")]
+DEFAULT_POOL = "ripen"
 
 
 def _prefect_server() -> str:
@@ -1007,7 +1008,7 @@ def _absolute_home(settings: Settings) -> Settings:
 
 
 @app.command()
-def deploy(pool: PoolOption = "ripen") -> None:
+def deploy(pool: PoolOption = DEFAULT_POOL) -> None:
     """Deployment mode: validate, migrate, and register the tick and maintenance flows as
     Prefect deployments on a process work pool (created if missing). Schedules come from
     RIPEN_TICK_SECONDS and RIPEN_MAINTENANCE_SECONDS; run it again after changing them."""
@@ -1030,7 +1031,7 @@ def deploy(pool: PoolOption = "ripen") -> None:
 
 @app.command()
 def worker(
-    pool: PoolOption = "ripen",
+    pool: PoolOption = DEFAULT_POOL,
     limit: Annotated[int, typer.Option(min=1, help="Flow runs this worker runs at once")] = 4,
     name: Annotated[str | None, typer.Option(help="Worker name shown by Prefect")] = None,
 ) -> None:

@@ -35,8 +35,6 @@ from tests.factories import NOW
 from tests.integration.test_outbox_crash import _queue, _statuses
 from tests.receiver import running
 
-Smtp = tuple[SmtpSink, int]
-
 
 class Relay(SmtpSink):
     """A loopback relay that can be down, answer 451 to a first attempt, or 550 5.1.1."""
@@ -360,7 +358,6 @@ def test_clock_jump_forward_a_day_sends_what_fell_due_once(
     _queue(app, 20)
     relay.up()
     clock: Any = app.clock
-    owner_rows: list[MailOutbox] = []
     with app.uow() as uow:  # a sender claimed them, then the clock jumped under it
         owner_rows = uow.claim_mail(now=clock(), owner="before-the-jump",
                                     lease_until=clock() + LEASE, limit=10)
