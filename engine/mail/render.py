@@ -7,31 +7,41 @@ clients that honour them. Remote stylesheets are never fetched (nothing calls ou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import css_inline
+from jinja2 import Template
 
 from engine.mail.templates import SUFFIX, make_environment
 
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_link_tags=False,
                                  keep_at_rules=True)
+_STYLE_BLOCK = re.compile(r"<style", re.IGNORECASE)
 
 
 def inline_css(html: str) -> str:
     """Move ``<style>`` rules into ``style`` attributes (HTML without a style block: as is)."""
-    if "<style" not in html.lower():
+    if _STYLE_BLOCK.search(html) is None:
         return html
     return str(_INLINER.inline(html))
 
 
 class Renderer:
+    """Renders with templates compiled once per process (the configuration is compiled at
+    start as well: a changed template takes effect with the next start)."""
+
     def __init__(self, folder: Path) -> None:
         self._env = make_environment(folder)
+        self._compiled: dict[str, tuple[Template, Template]] = {}
 
     def render(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
         """(html, text) of template ``name``; a missing variable raises (StrictUndefined)."""
-        html = self._env.get_template(f"{name}.html{SUFFIX}").render(context)
-        text = self._env.get_template(f"{name}.txt{SUFFIX}").render(context)
-        return inline_css(html), text
+        pair = self._compiled.get(name)
+        if pair is None:
+            pair = (self._env.get_template(f"{name}.html{SUFFIX}"),
+                    self._env.get_template(f"{name}.txt{SUFFIX}"))
+            self._compiled[name] = pair
+        return inline_css(pair[0].render(context)), pair[1].render(context)

@@ -44,6 +44,7 @@ def make_environment(folder: Path) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # compiled once per process; `{% extends %}` must not stat files
     )
 
 
