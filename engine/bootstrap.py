@@ -23,10 +23,11 @@ from engine.errors import RipenError
 from engine.handover import HandoverService
 from engine.journeys import JourneyRuntime
 from engine.mail.render import Renderer
-from engine.outbox import Sender, deliver
+from engine.outbox import Sender, deliver, send_claimed
 from engine.profile import Profiles
 from engine.settings import Settings, load_settings
 from engine.store import database
+from engine.store.mailqueue import Claimed
 from engine.store.tables import Handover
 from engine.store.uow import UnitOfWork
 from engine.tokens import Tokens
@@ -64,6 +65,8 @@ class Ripen:
             uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
             clock=self.clock, base_url=self.settings.public_base_url)
         self.journeys.qualifier = self.handovers.on_events
+        self.journeys.dispatch = self.dispatch
+        self.journeys.lease = self.lease
         self.consent = ConsentService(
             uow=self.uow, config=self.config, tokens=self.tokens, renderer=self.renderer,
             clock=self.clock, base_url=self.settings.public_base_url,
@@ -86,7 +89,8 @@ class Ripen:
         An SMTP relay is paced by ``mail.rate_limit`` (one bucket per process, shared by
         every transport made here); the local Maildir is not.
         """
-        mailer = mailer_from_url(self.settings.effective_mail_url)
+        mailer = mailer_from_url(self.settings.effective_mail_url,
+                                 connections=self.settings.smtp_connections)
         if self.relay_bucket is not None and mailer.name == "smtp":
             return RateLimitedMailer(mailer, self.relay_bucket)
         return mailer
@@ -99,6 +103,16 @@ class Ripen:
         try:
             return deliver(self.uow, mailer, self.sender, clock=self.clock, ids=ids,
                            limit=limit, max_rows=max_rows, lease=self.lease)
+        finally:
+            mailer.close()
+
+    def dispatch(self, rows: Sequence[Claimed], owner: str) -> Counter[str]:
+        """A journey step's mails, leased to ``owner``, sent right after their batch
+        committed."""
+        mailer = self.mailer()
+        try:
+            return send_claimed(self.uow, mailer, self.sender, rows, clock=self.clock,
+                                owner=owner, lease=self.lease)
         finally:
             mailer.close()
 

@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
+from engine.addresses import address_hash
 from engine.clock import Clock
 from engine.config.compiler import CompiledConfig, CompiledJourney
 from engine.config.content import ContentItem
@@ -34,6 +35,8 @@ from engine.mail.render import Renderer
 from engine.policy import earliest_send
 from engine.scoring import Scorer
 from engine.stages import JourneyStage
+from engine.store.enrollments import DueEnrollment, Recipient
+from engine.store.mailqueue import Claimed
 from engine.store.tables import (
     Account,
     Enrollment,
@@ -48,6 +51,18 @@ from engine.store.tables import (
 from engine.store.uow import UnitOfWork, UowFactory
 from engine.tokens import Purpose, Tokens
 from engine.versions import VersionCache, migrate, register
+
+
+class Place(Protocol):
+    """Where an enrollment stands: an ORM ``Enrollment`` or a send batch's ``DueEnrollment``."""
+
+    step_id: str
+    step_entered_at: datetime | None
+    due_at: datetime | None
+    status: str
+    exit_reason: str | None
+    ended_at: datetime | None
+
 
 ENGAGEMENT = frozenset({"click", "download", "visit", "form_submitted", "webinar_registered",
                         "webinar_attended", "reply", "contact_request"})
@@ -80,11 +95,18 @@ Qualifier = Callable[[UnitOfWork, dict[int, Lead], dict[int, list[Event]], datet
                      dict[int, Any]]
 
 
+#: Hands a send batch's committed mails (leased to ``owner``) to the sender; returns what
+#: became of them (sent, retry, failed …).
+Dispatch = Callable[[Sequence[Claimed], str], Counter[str]]
+
+
 @dataclass
 class StepReport:
     journey: str
     step: str
     counts: Counter[str] = field(default_factory=Counter)
+    #: What became of the mails dispatched right after their batch committed.
+    mail: Counter[str] = field(default_factory=Counter)
 
 
 class JourneyRuntime:
@@ -101,6 +123,10 @@ class JourneyRuntime:
         self.versions = VersionCache(config)
         self.qualifier: Qualifier | None = None
         self.scorer = Scorer(config)
+        #: Set by the composition root: a send step's mails go out right after its batch
+        #: commits, leased for ``lease`` (None: they wait for the outbox sender).
+        self.dispatch: Dispatch | None = None
+        self.lease = timedelta(minutes=5)
 
     # --- versions -----------------------------------------------------------------------
 
@@ -215,8 +241,10 @@ class JourneyRuntime:
     def run_step(self, journey: CompiledJourney, step_id: str, *,
                  limit: int = 1000) -> StepReport:
         """All due enrollments at ``step_id``, in batches of ``limit``, one commit per batch."""
-        report = StepReport(journey.id, step_id)
         step = journey.steps[step_id]
+        if isinstance(step, SendStep):
+            return self._run_sends(journey, step, limit=limit)
+        report = StepReport(journey.id, step_id)
         while True:
             now = self.clock()
             with self.uow() as uow:
@@ -225,16 +253,13 @@ class JourneyRuntime:
                 if not batch:
                     return report
                 leads = uow.leads_by_id(e.lead_id for e in batch)
-                context = _Batch(uow, leads, now, self)
                 for enrollment in batch:
                     lead = leads.get(enrollment.lead_id)
                     if lead is None or lead.status != "confirmed":
                         self._end(enrollment, "no_consent", now)
                         report.counts["ended"] += 1
-                    elif isinstance(step, SendStep):
-                        report.counts[self._send(context, journey, step, enrollment, lead)] += 1
                     elif isinstance(step, BranchStep):
-                        report.counts[self._branch(context, journey, step, enrollment,
+                        report.counts[self._branch(uow, now, journey, step, enrollment,
                                                    lead)] += 1
                     elif isinstance(step, WaitStep | GoalStep):
                         if isinstance(step, GoalStep):
@@ -251,17 +276,53 @@ class JourneyRuntime:
                         self._end(enrollment, step.exit, now)
                         report.counts["exited"] += 1
                     uow.add(enrollment)
-                context.write()
                 uow.commit()
             if len(batch) < limit:
                 return report
 
-    def _send(self, batch: _Batch, journey: CompiledJourney, step: SendStep,
-              enrollment: Enrollment, lead: Lead) -> str:
-        assert lead.id is not None
+    def _run_sends(self, journey: CompiledJourney, step: SendStep, *,
+                   limit: int) -> StepReport:
+        """A send step: per batch, the recipients and their recent sends are read in a few
+        queries, each mail is decided and rendered, and the outbox rows, links, sent-content
+        rows, deferrals and the enrollments' moves are written one statement each.
+
+        With a ``dispatch``, the batch's mails are written leased to this run and handed
+        over right after the commit (consent, pause and suppression were checked in the
+        transaction that decided them); without, they wait in the outbox for the sender.
+        """
+        report = StepReport(journey.id, step.id)
+        owner = secrets.token_hex(8)
+        while True:
+            now = self.clock()
+            with self.uow() as uow:
+                due = uow.claim_due(journey_id=journey.id, version=journey.version,
+                                    step_id=step.id, now=now, limit=limit)
+                if not due:
+                    return report
+                lease = (owner, now + self.lease) if self.dispatch is not None else None
+                batch = _SendBatch(uow, uow.recipients(e.lead_id for e in due), now, self,
+                                   lease)
+                for place in due:
+                    lead = batch.leads.get(place.lead_id)
+                    if lead is None or lead.status != "confirmed":
+                        self._end(place, "no_consent", now)
+                        report.counts["ended"] += 1
+                    else:
+                        report.counts[self._send(batch, journey, step, place, lead)] += 1
+                batch.write([place.changes() for place in due])
+                claimed = uow.claimed_by_key([m for m in batch.mails
+                                              if m["status"] == "sending"]) if lease else []
+                uow.commit()
+            if claimed and self.dispatch is not None:
+                report.mail.update(self.dispatch(claimed, owner))
+            if len(due) < limit:
+                return report
+
+    def _send(self, batch: _SendBatch, journey: CompiledJourney, step: SendStep,
+              place: DueEnrollment, lead: Recipient) -> str:
         content = self.config.content[step.send.content]
         if (lead.id, content.id) in batch.sent:
-            self._next(enrollment, journey, batch.now)
+            self._next(place, journey, batch.now)
             return "skipped_already_sent"
         when, reason = earliest_send(now=batch.now, policy=self.config.policy,
                                      recent=batch.recent.get(lead.id, []),
@@ -269,7 +330,7 @@ class JourneyRuntime:
         if lead.mail_paused_until is not None and lead.mail_paused_until > when:
             when, reason = lead.mail_paused_until, "paused"
         if when > batch.now:
-            enrollment.due_at = when
+            place.due_at = when
             batch.deferrals.append({"lead_id": lead.id, "journey_id": journey.id,
                                     "step_id": step.id, "reason": reason or "paused",
                                     "deferred_at": batch.now, "until": when})
@@ -277,12 +338,11 @@ class JourneyRuntime:
         self._write_mail(batch, journey, step, lead, content)
         batch.sent.add((lead.id, content.id))
         batch.recent.setdefault(lead.id, []).append(batch.now)
-        self._next(enrollment, journey, batch.now)
+        self._next(place, journey, batch.now)
         return "sent"
 
-    def _write_mail(self, batch: _Batch, journey: CompiledJourney, step: SendStep, lead: Lead,
-                    content: ContentItem) -> None:
-        assert lead.id is not None
+    def _write_mail(self, batch: _SendBatch, journey: CompiledJourney, step: SendStep,
+                    lead: Recipient, content: ContentItem) -> None:
         assert lead.email is not None
         now = batch.now
         key = f"journey:{journey.id}@{journey.version}:{step.id}:{lead.id}"
@@ -290,7 +350,7 @@ class JourneyRuntime:
         links = {item.id: self._link(batch, lead.id, item, key)
                  for item in (content, offer) if item is not None}
         persona = self.config.personas.get(lead.persona_id or "")
-        account = batch.accounts.get(lead.account_id) if lead.account_id else None
+        company = batch.accounts.get(lead.account_id) if lead.account_id else None
         subject = step.send.subject or content.title
         fast = self.tokens.dumps(Purpose.FAST_LANE, lead.public_id, now=now)
         unsubscribe = self.tokens.dumps(Purpose.UNSUBSCRIBE, lead.public_id, now=now)
@@ -304,14 +364,18 @@ class JourneyRuntime:
         context = marketing_context(
             subject=subject,
             lead={"first_name": lead.first_name, "last_name": lead.last_name,
-                  "job_title": lead.job_title, "company": account.name if account else None,
+                  "job_title": lead.job_title, "company": company,
                   "language": lead.language},
-            persona=persona, content=content.model_copy(update={"url": links[content.id]}),
-            fast_lane_offer=offer.model_copy(update={"url": links[offer.id]}) if offer else None,
+            persona=persona, content=content, content_url=links[content.id],
+            fast_lane_offer=offer, fast_lane_offer_url=links[offer.id] if offer else None,
             fast_lane_url=f"{self.base_url}/fast-lane/{fast}",
             unsubscribe_url=f"{self.base_url}/u/{unsubscribe}", identity=self.config.mail,
             open_pixel_url=pixel)
         html, text = self.renderer.render(step.send.template, context)
+        suppressed = batch.suppressed.get(address_hash(lead.email))
+        status, error = ("suppressed", f"address suppressed ({suppressed})") if suppressed \
+            else ("sending", None) if batch.lease else ("pending", None)
+        owner, until = batch.lease if batch.lease and not suppressed else (None, None)
         batch.mails.append({
             "idempotency_key": key, "lead_id": lead.id, "kind": "marketing",
             "category": "nurture", "to_address": lead.email, "subject": subject,
@@ -319,26 +383,26 @@ class JourneyRuntime:
             "body_html": html, "body_text": text,
             "headers": {"List-Unsubscribe": f"<{self.base_url}/u/{unsubscribe}>",
                         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-            "created_at": now})
+            "created_at": now, "status": status, "last_error": error, "lease_owner": owner,
+            "lease_until": until})
         batch.sent_rows.append({"lead_id": lead.id, "content_id": content.id,
                                 "journey_id": journey.id, "step_id": step.id, "sent_at": now})
 
-    def _link(self, batch: _Batch, lead_id: int, item: ContentItem, key: str) -> str:
+    def _link(self, batch: _SendBatch, lead_id: int, item: ContentItem, key: str) -> str:
         token_id, now = secrets.token_urlsafe(12), batch.now
         batch.links.append({"token_id": token_id, "lead_id": lead_id, "content_id": item.id,
                             "kind": "fast_lane_content" if item.fast_lane else "content",
                             "url": str(item.url), "outbox_key": key, "created_at": now})
         return f"{self.base_url}/c/{self.tokens.dumps(Purpose.CLICK, token_id, now=now)}"
 
-    def _branch(self, batch: _Batch, journey: CompiledJourney, step: BranchStep,
-                enrollment: Enrollment, lead: Lead) -> str:
+    def _branch(self, uow: UnitOfWork, now: datetime, journey: CompiledJourney,
+                step: BranchStep, enrollment: Enrollment, lead: Lead) -> str:
         since = enrollment.step_entered_at or enrollment.stage_entered_at
-        if self.condition_met(batch.uow, lead, step.branch.when, since):
-            self._goto(enrollment, journey, journey.target(step.id, step.branch.then), batch.now)
+        if self.condition_met(uow, lead, step.branch.when, since):
+            self._goto(enrollment, journey, journey.target(step.id, step.branch.then), now)
             return "branch_yes"
-        if batch.now >= since + step.branch.within:
-            self._goto(enrollment, journey, journey.target(step.id, step.branch.otherwise),
-                       batch.now)
+        if now >= since + step.branch.within:
+            self._goto(enrollment, journey, journey.target(step.id, step.branch.otherwise), now)
             return "branch_no"
         enrollment.due_at = since + step.branch.within
         return "waiting"
@@ -380,7 +444,7 @@ class JourneyRuntime:
 
     # --- moving -------------------------------------------------------------------------
 
-    def _enter(self, enrollment: Enrollment, journey: CompiledJourney, step_id: str,
+    def _enter(self, enrollment: Place, journey: CompiledJourney, step_id: str,
                now: datetime) -> None:
         step = journey.steps[step_id]
         enrollment.step_id = step_id
@@ -392,10 +456,10 @@ class JourneyRuntime:
         else:
             enrollment.due_at = now
 
-    def _next(self, enrollment: Enrollment, journey: CompiledJourney, now: datetime) -> None:
+    def _next(self, enrollment: Place, journey: CompiledJourney, now: datetime) -> None:
         self._goto(enrollment, journey, journey.following[enrollment.step_id], now)
 
-    def _goto(self, enrollment: Enrollment, journey: CompiledJourney, target: str | None,
+    def _goto(self, enrollment: Place, journey: CompiledJourney, target: str | None,
               now: datetime) -> None:
         if target is None:
             enrollment.due_at = None  # end of the stage's steps: wait for engagement
@@ -419,7 +483,7 @@ class JourneyRuntime:
         _raise_funnel_stage(lead, stage, now)
         lead.qualify_at = now  # a stage rule (e.g. BEW with a download) may now hold
 
-    def _end(self, enrollment: Enrollment, reason: str, now: datetime) -> None:
+    def _end(self, enrollment: Place, reason: str, now: datetime) -> None:
         enrollment.status = "exited"
         enrollment.exit_reason = reason
         enrollment.ended_at = now
@@ -560,29 +624,34 @@ def _stages(config: CompiledConfig, content_id: str | None) -> list[JourneyStage
     return list(item.stages) if item else []
 
 
-class _Batch:
-    """What one batch of one step needs about its leads, read once."""
+class _SendBatch:
+    """What one batch of a send step needs about its recipients, read once, and the rows it
+    writes (thousands per tick: plain values, one statement per table)."""
 
-    def __init__(self, uow: UnitOfWork, leads: dict[int, Lead], now: datetime,
-                 runtime: JourneyRuntime) -> None:
+    def __init__(self, uow: UnitOfWork, leads: dict[int, Recipient], now: datetime,
+                 runtime: JourneyRuntime, lease: tuple[str, datetime] | None) -> None:
         self.uow = uow
         self.now = now
+        self.leads = leads
+        self.lease = lease  # (owner, until): the mails are handed to the sender at once
         ids = list(leads)
+        self.suppressed = uow.suppressions_of(address_hash(lead.email)
+                                              for lead in leads.values() if lead.email)
         self.sent = uow.sent_content_of(ids)
         self.recent = uow.marketing_sends_since(ids, now - runtime._cap_window) \
             if runtime._cap_window else {}
-        self.accounts = uow.accounts_by_id(lead.account_id for lead in leads.values()
-                                           if lead.account_id is not None)
-        # Rows written in bulk at the end of the batch (thousands per tick: no ORM objects).
+        self.accounts = uow.account_names(lead.account_id for lead in leads.values()
+                                          if lead.account_id is not None)
         self.mails: list[dict[str, Any]] = []
         self.links: list[dict[str, Any]] = []
         self.sent_rows: list[dict[str, Any]] = []
         self.deferrals: list[dict[str, Any]] = []
 
-    def write(self) -> None:
-        """The batch's mails, tracked links, sent-content rows and deferrals, one statement
-        each."""
+    def write(self, moves: list[dict[str, Any]]) -> None:
+        """The batch's mails, tracked links, sent-content rows, deferrals and the moves of
+        its enrollments, one statement each."""
         self.uow.insert_rows(TrackedLink, self.links)
         self.uow.insert_rows(MailOutbox, self.mails)
         self.uow.insert_rows(SentContent, self.sent_rows)
         self.uow.insert_rows(SendDeferral, self.deferrals)
+        self.uow.update_rows(Enrollment, moves)

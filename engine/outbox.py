@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from engine.adapters.mailers import Mailer, Outcome, Result
+from engine.adapters.mailers import Mailer, Outcome, Result, Submission
 from engine.addresses import address_hash
 from engine.clock import Clock
 from engine.errors import RipenError
 from engine.mail.message import HeaderInjection, OutgoingMail, UnsendableAddress, ascii_address
-from engine.store.tables import ConsentRecord, Lead, MailOutbox
+from engine.store.mailqueue import Claimed, LeadState
+from engine.store.tables import ConsentRecord, MailOutbox
 from engine.store.uow import UnitOfWork, UowFactory
 
 #: Waits between attempts after a temporary failure (then it stays `retry` at the last one).
@@ -43,11 +44,12 @@ def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: C
             max_rows: int = 100_000, lease: timedelta = LEASE) -> Counter[str]:
     """Send due outbox rows (or just ``ids``) until none is due; count each end state.
 
-    Batches of ``limit`` rows are claimed and checked in one transaction each; then every
-    mail costs one commit: the mark that its DATA begins, together with the results of the
-    mails before it. A crash therefore leaves exactly the mail whose DATA had begun
-    ``unknown`` (as one transaction per step would), at a third of the commits. A sender
-    that dies holds its rows for ``lease``; then the next sender takes them over.
+    Batches of ``limit`` rows are claimed and checked in one transaction each; then they go
+    out in rounds of ``mailer.lanes`` mails (one per SMTP connection), and every round costs
+    one commit: the mark that its mails' DATA begins, together with the results of the
+    round before. A crash therefore leaves at most one round's mails ``unknown`` — those
+    whose DATA had begun — and never resends them. A sender that dies holds its rows for
+    ``lease``; then the next sender takes them over.
     """
     owner = secrets.token_hex(8)
     counts: Counter[str] = Counter()
@@ -58,10 +60,10 @@ def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: C
             rows = uow.claim_mail(now=clock(), owner=owner, lease_until=clock() + lease,
                                   limit=min(limit, max_rows - done), ids=ids)
             blocked = _blocked_rows(uow, rows, clock())
-            for row_id, (status, reason, retry_at) in blocked.items():
-                uow.update_outbox(row_id, status=status, last_error=reason,
-                                  next_attempt_at=retry_at, lease_owner=None,
-                                  lease_until=None)
+            uow.record_outbox({"id": row_id, "status": status, "last_error": reason,
+                               "next_attempt_at": retry_at, "lease_owner": None,
+                               "lease_until": None}
+                              for row_id, (status, reason, retry_at) in blocked.items())
             uow.commit()
         for status, _, retry_at in blocked.values():
             counts["deferred" if retry_at else status] += 1
@@ -71,6 +73,17 @@ def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: C
         done += len(rows)
         if ids is not None or len(rows) < limit:
             break
+    return counts
+
+
+def send_claimed(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
+                 rows: Sequence[Claimed], *, clock: Clock, owner: str,
+                 lease: timedelta = LEASE) -> Counter[str]:
+    """Send rows written already leased to ``owner`` (a journey step's mails, handed over
+    right after the transaction that decided them, which also checked consent, pause and
+    suppression). A crash before sending leaves them to the next sender after ``lease``."""
+    counts: Counter[str] = Counter()
+    _send_batch(uow_factory, mailer, sender, list(rows), clock, counts, owner, lease)
     return counts
 
 
@@ -90,83 +103,106 @@ def recover_expired(uow_factory: UowFactory, *, now: datetime, counts: Counter[s
         uow.commit()
 
 
-class LeaseLost(Exception):
-    """The sender's lease on a row expired and another sender took it over."""
-
-
 def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
-                rows: list[MailOutbox], clock: Clock, counts: Counter[str],
+                rows: list[Claimed], clock: Clock, counts: Counter[str],
                 owner: str, lease: timedelta) -> None:
-    """Send ``rows`` over the mailer's one connection; one commit per mail (see deliver).
+    """Send ``rows`` in rounds of ``mailer.lanes``; one commit per round (see deliver).
 
     The DATA marks renew the lease on the rest of the batch (every quarter lease), so a
-    live sender keeps its rows however slow the relay; a row whose lease still ran out (one
-    mail held up that long) belongs to whoever recovered it and is skipped here."""
-    unrecorded: list[tuple[MailOutbox, Result]] = []
+    live sender keeps its rows however slow the relay; a row whose lease still ran out (a
+    round held up that long) belongs to whoever recovered it and is skipped here."""
+    unrecorded: list[tuple[Claimed, Result]] = []
     renewed_at = clock()  # the claim just set the batch's lease
+    envelope_from = ascii_address(sender.address)
     with uow_factory() as uow:
 
         def record_all() -> None:
+            now = clock()
+            changes = []
             for done_row, done_result in unrecorded:
-                counts[_record(uow, done_row, done_result, clock())] += 1
+                change = _result(uow, done_row, done_result, now)
+                counts[str(change["status"])] += 1
+                changes.append(change)
+            uow.record_outbox(changes)
             unrecorded.clear()
 
+        ready: list[tuple[Claimed, Submission]] = []
         for row in rows:
-            assert row.id is not None
             try:
                 message = OutgoingMail(
                     to=row.to_address or "", subject=row.subject, html=row.body_html,
                     text=row.body_text, message_id=row.message_id, sender_name=sender.name,
                     sender_address=sender.address, reply_to=sender.reply_to,
                     date=row.created_at, headers=row.headers).to_bytes()
+                ready.append((row, Submission(envelope_from, ascii_address(row.to_address or ""),
+                                              message)))
             except (HeaderInjection, UnsendableAddress) as exc:
                 unrecorded.append((row, Result(Outcome.FAILED, None, str(exc))))
-                continue
-            data_began = False
+        for start in range(0, len(ready), mailer.lanes):
+            round_ = ready[start:start + mailer.lanes]
+            began: set[int] = set()
 
-            def before_data(row_id: int = row.id) -> None:
-                nonlocal data_began, renewed_at
-                record_all()
+            def before_data(positions: Sequence[int],
+                            round_: list[tuple[Claimed, Submission]] = round_,
+                            began: set[int] = began) -> list[int]:
+                nonlocal renewed_at
                 now = clock()
-                # the batch's lease is renewed a few times per lease, not with every mail
-                # (that would rewrite the whole batch per mail)
+                # the batch's lease is renewed a few times per lease, not with every round
+                # (that would rewrite the whole batch per round)
                 renew = now - renewed_at >= lease / 4
-                owned = uow.mark_data_started(row_id, owner=owner, now=now,
-                                              lease_until=now + lease, renew_batch=renew)
+                try:
+                    record_all()
+                    owned = uow.mark_data_started([round_[p][0].id for p in positions],
+                                                  owner=owner, now=now,
+                                                  lease_until=now + lease, renew_batch=renew)
+                    uow.commit()
+                except Exception as exc:
+                    raise _StoreFailed(exc) from exc
                 if renew:
                     renewed_at = now
-                uow.commit()
-                if not owned:
-                    raise LeaseLost(row_id)
-                data_began = True
+                allowed = [p for p in positions if round_[p][0].id in owned]
+                began.update(allowed)
+                return allowed
 
             try:
-                result = mailer.send(ascii_address(sender.address),
-                                     ascii_address(row.to_address or ""), message, before_data)
-            except LeaseLost:
-                mailer.close()  # drop the open MAIL/RCPT transaction; reconnect for the next
-                counts["lease_lost"] += 1
-                continue
+                results = mailer.send_round([mail for _, mail in round_], before_data)
+            except _StoreFailed as failed:
+                # the database is gone: stop; after the lease the rows come back, each
+                # mail whose DATA mark had committed as `unknown`, the rest to be sent
+                mailer.close()
+                raise failed.error from None
             except Exception as exc:  # a broken transport must not lose or double the mail
-                outcome = Outcome.UNKNOWN if data_began else Outcome.RETRY
-                result = Result(outcome, None, f"{type(exc).__name__}: {exc}")
-            unrecorded.append((row, result))
+                mailer.close()
+                results = [Result(Outcome.UNKNOWN if p in began else Outcome.RETRY, None,
+                                  f"{type(exc).__name__}: {exc}") for p in range(len(round_))]
+            for (row, _), result in zip(round_, results, strict=True):
+                if result is None:
+                    counts["lease_lost"] += 1  # taken over by another sender: not ours
+                else:
+                    unrecorded.append((row, result))
         record_all()
         uow.commit()
+
+
+class _StoreFailed(Exception):
+    """Recording results or a DATA mark failed: the round must not go on."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 Blocked = tuple[str, str, datetime | None]
 
 
-def _blocked_rows(uow: UnitOfWork, rows: Sequence[MailOutbox],
+def _blocked_rows(uow: UnitOfWork, rows: Sequence[Claimed],
                   now: datetime) -> dict[int, Blocked]:
     """Checked again right before submission, for a whole batch at once: suppression,
     consent, pause. Maps row id → (new status, reason, when to try again)."""
     suppressed = uow.suppressions_of(address_hash(r.to_address) for r in rows if r.to_address)
-    leads = uow.leads_by_id(r.lead_id for r in rows if r.lead_id is not None)
+    leads = uow.lead_states(r.lead_id for r in rows if r.lead_id is not None)
     found = {}
     for row in rows:
-        assert row.id is not None
         reason = _blocked(row, suppressed.get(address_hash(row.to_address))
                           if row.to_address else None,
                           leads.get(row.lead_id) if row.lead_id is not None else None, now)
@@ -175,7 +211,7 @@ def _blocked_rows(uow: UnitOfWork, rows: Sequence[MailOutbox],
     return found
 
 
-def _blocked(row: MailOutbox, suppressed: str | None, lead: Lead | None,
+def _blocked(row: Claimed, suppressed: str | None, lead: LeadState | None,
              now: datetime) -> Blocked | None:
     if not row.to_address:
         return "suppressed", "no address (erased)", None
@@ -195,12 +231,12 @@ def _blocked(row: MailOutbox, suppressed: str | None, lead: Lead | None,
     return None
 
 
-def _record(uow: UnitOfWork, row: MailOutbox, result: Result, now: datetime) -> str:
-    """The end of one attempt, from the claimed row (nobody else touches a leased row)."""
-    assert row.id is not None
+def _result(uow: UnitOfWork, row: Claimed, result: Result, now: datetime) -> dict[str, object]:
+    """The row's columns after one attempt (nobody else touches a leased row); a sent DOI
+    mail adds to the consent proof, a hard bounce suppresses the address."""
     attempts = row.attempts + 1
     values: dict[str, object] = {
-        "lease_owner": None, "lease_until": None, "attempts": attempts,
+        "id": row.id, "lease_owner": None, "lease_until": None, "attempts": attempts,
         "last_error": None if result.outcome is Outcome.SENT else
         f"{result.code or ''} {result.detail}".strip()[:1000]}
     if result.outcome is Outcome.SENT:
@@ -218,8 +254,7 @@ def _record(uow: UnitOfWork, row: MailOutbox, result: Result, now: datetime) -> 
         values.update(status="failed")
         if result.hard_bounce and row.to_address:
             uow.suppress(address_hash(row.to_address), "hard_bounce", now)
-    uow.update_outbox(row.id, **values)
-    return str(values["status"])
+    return values
 
 
 class NotUnknown(RipenError):

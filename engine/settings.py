@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="default: sqlite:///<home>/var/ripen.db")
     mail_url: str = Field(default="", description="smtp://user:pass@host:587 or "
                           "maildir:<path>; default: maildir:<home>/var/outbox")
+    smtp_connections: int = Field(
+        default=8, ge=1, le=64,
+        description="connections a sender keeps open to the SMTP relay, one mail in flight "
+                    "on each; a crashed sender leaves at most this many mails unknown")
     public_base_url: str = "http://localhost:8000"
     secret_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [DEVELOPMENT_SECRET],

@@ -35,7 +35,7 @@ from engine.config.compiler import CompiledJourney
 from engine.config.journey import BranchStep
 from engine.consent import SignUp
 from engine.errors import RipenError
-from engine.outbox import deliver
+from engine.outbox import deliver, send_claimed
 from engine.report import FunnelReport, funnel_report, p90
 from engine.store import reporting
 from engine.store.tables import Lead
@@ -181,6 +181,11 @@ class Simulation:
         self.spec = spec.checked(personas)
         self.progress = progress
         self.capture = CaptureMailer()
+        # a send step's mails go out right after their batch, as in production — into the
+        # capture, like every other mail of the simulation
+        ripen.journeys.dispatch = lambda rows, owner: send_claimed(
+            ripen.uow, self.capture, ripen.sender, rows, clock=clock, owner=owner,
+            lease=ripen.lease)
         self.base = ripen.settings.public_base_url.rstrip("/")
         self.actions: list[tuple[datetime, int, Callable[[], object]]] = []
         self.sequence = 0

@@ -9,10 +9,10 @@ bucket exists per relay in a process; with several sending processes, divide the
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.adapters.mailers import Mailer, Result
+from engine.adapters.mailers import BeforeData, Mailer, Result, Submission
 
 
 @dataclass
@@ -45,18 +45,21 @@ class TokenBucket:
 
 
 class RateLimitedMailer:
-    """Any transport, paced by a bucket; the wait happens before the SMTP session's MAIL."""
+    """Any transport, paced by a bucket: a round waits for a token per mail before its
+    envelopes go out."""
 
     def __init__(self, mailer: Mailer, bucket: TokenBucket) -> None:
         self.inner = mailer
         self.bucket = bucket
         self.name = mailer.name
+        self.lanes = mailer.lanes
         self.waited = 0.0
 
-    def send(self, sender: str, recipient: str, message: bytes,
-             before_data: Callable[[], None]) -> Result:
-        self.waited += self.bucket.take()
-        return self.inner.send(sender, recipient, message, before_data)
+    def send_round(self, mails: Sequence[Submission],
+                   before_data: BeforeData) -> list[Result | None]:
+        for _ in mails:
+            self.waited += self.bucket.take()
+        return self.inner.send_round(mails, before_data)
 
     def close(self) -> None:
         self.inner.close()

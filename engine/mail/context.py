@@ -14,25 +14,29 @@ VARIABLES = ("subject", "lead", "persona", "content", "fast_lane_offer", "fast_l
              "unsubscribe_url", "open_pixel_url", "imprint", "sender")
 
 
-def _item(item: ContentItem) -> dict[str, Any]:
+def _item(item: ContentItem, url: str | None) -> dict[str, Any]:
     return {"id": item.id, "title": item.title, "type": item.type, "summary": item.summary,
-            "url": str(item.url), "language": item.language}
+            "url": url if url is not None else str(item.url), "language": item.language}
 
 
 def marketing_context(*, subject: str, lead: Mapping[str, Any], persona: Persona | None,
                       content: ContentItem, fast_lane_offer: ContentItem | None,
                       fast_lane_url: str, unsubscribe_url: str,
-                      identity: MailIdentity, open_pixel_url: str | None = None
-                      ) -> dict[str, Any]:
-    """``open_pixel_url`` is None unless the lead consented to tracking."""
+                      identity: MailIdentity, open_pixel_url: str | None = None,
+                      content_url: str | None = None,
+                      fast_lane_offer_url: str | None = None) -> dict[str, Any]:
+    """``open_pixel_url`` is None unless the lead consented to tracking; ``content_url`` and
+    ``fast_lane_offer_url`` are the tracked links in a sent mail (previews show the items'
+    own addresses)."""
     return {
         "subject": subject,
         "lead": {"first_name": lead.get("first_name"), "last_name": lead.get("last_name"),
                  "job_title": lead.get("job_title"), "company": lead.get("company"),
                  "language": lead.get("language") or "de"},
         "persona": {"id": persona.id, "name": persona.name} if persona else None,
-        "content": _item(content),
-        "fast_lane_offer": _item(fast_lane_offer) if fast_lane_offer else None,
+        "content": _item(content, content_url),
+        "fast_lane_offer": _item(fast_lane_offer, fast_lane_offer_url) if fast_lane_offer
+        else None,
         "fast_lane_url": fast_lane_url,
         "unsubscribe_url": unsubscribe_url,
         "open_pixel_url": open_pixel_url,

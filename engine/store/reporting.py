@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from engine.store.bulk import in_chunks
 from engine.store.tables import (
     ConsentRecord,
     Enrollment,
@@ -20,7 +21,6 @@ from engine.store.tables import (
     SignupAttempt,
     StageEntry,
 )
-from engine.store.uow import in_chunks
 
 
 def leads_created(session: Session, start: datetime, end: datetime) -> Sequence[Lead]:

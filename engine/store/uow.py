@@ -6,15 +6,17 @@ and in the other ``engine/store`` modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, delete, func, insert, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
+from engine.store import bulk, enrollments, mailqueue
+from engine.store.bulk import in_chunks
 from engine.store.tables import (
     TABLES,
     Account,
@@ -34,22 +36,6 @@ from engine.store.tables import (
     WebhookEndpointState,
 )
 
-T = TypeVar("T", int, str)
-
-#: Values per ``IN (…)`` list: well under SQLite's (32,766) and PostgreSQL's parameter limits.
-IN_CHUNK = 900
-
-
-def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
-    """The distinct values, sorted, in lists of at most ``IN_CHUNK`` for ``IN`` queries."""
-    wanted = sorted(set(values))
-    for start in range(0, len(wanted), IN_CHUNK):
-        yield wanted[start:start + IN_CHUNK]
-
-
-_OUTBOX_UPDATES: dict[tuple[str, ...], Update] = {}
-_DATA_MARK: list[Update] = []
-
 
 class UnitOfWork:
     def __init__(self, engine: Engine) -> None:
@@ -57,14 +43,21 @@ class UnitOfWork:
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
-        self.session = Session(self._engine, expire_on_commit=False)
+        # One connection for the unit of work's life: a sender commits once per round of
+        # mails, and a pooled connection checked out again per commit would be pinged
+        # again (a round trip on PostgreSQL) each time.
+        self._connection = self._engine.connect()
+        self.session = Session(bind=self._connection, expire_on_commit=False)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         # close() ends the transaction (rolling back anything uncommitted) but, unlike
         # rollback(), leaves loaded rows readable for the caller.
-        self.session.close()
+        try:
+            self.session.close()
+        finally:
+            self._connection.close()
 
     def commit(self) -> None:
         self.session.commit()
@@ -138,39 +131,24 @@ class UnitOfWork:
             found.update({digest: reason for digest, reason in rows})
         return found
 
-    def update_outbox(self, row_id: int, **values: Any) -> None:
-        """One outbox row's columns, by id, without loading it (a Core statement per set of
-        columns, compiled once: the sender runs this for every mail)."""
-        columns = tuple(sorted(values))
-        statement = _OUTBOX_UPDATES.get(columns)
-        if statement is None:
-            table = MailOutbox.__table__  # type: ignore[attr-defined]
-            statement = (update(table).where(table.c.id == bindparam("row_id"))
-                         .values({name: bindparam(name) for name in columns}))
-            _OUTBOX_UPDATES[columns] = statement
-        self.session.connection().execute(statement, {"row_id": row_id, **values})
+    def record_outbox(self, changes: Iterable[dict[str, Any]]) -> None:
+        """Outbox rows' new columns by id (each change carries ``id``), one statement per
+        set of columns."""
+        mailqueue.record(self.session, changes)
 
-    def mark_data_started(self, row_id: int, *, owner: str, now: datetime,
-                          lease_until: datetime, renew_batch: bool = True) -> bool:
-        """The mark before SMTP DATA, only while ``owner`` still holds the row's lease; with
-        ``renew_batch`` the lease of the owner's other rows is renewed with it. False: the
-        lease was lost (it expired and another sender took the row) — this sender must not
-        send it."""
-        if not _DATA_MARK:  # built once: the sender runs these for every mail
-            table = MailOutbox.__table__  # type: ignore[attr-defined]
-            owned = (table.c.lease_owner == bindparam("owner"), table.c.status == "sending")
-            _DATA_MARK.append(update(table).where(table.c.id == bindparam("row_id"), *owned)
-                              .values(data_started_at=bindparam("now"),
-                                      lease_until=bindparam("until")))
-            _DATA_MARK.append(update(table).where(*owned)
-                              .values(lease_until=bindparam("until")))
-        mark, renew = _DATA_MARK
-        connection = self.session.connection()
-        marked = connection.execute(mark, {"row_id": row_id, "owner": owner, "now": now,
-                                           "until": lease_until}).rowcount
-        if renew_batch:
-            connection.execute(renew, {"owner": owner, "until": lease_until})
-        return bool(marked)
+    def mark_data_started(self, ids: Sequence[int], *, owner: str, now: datetime,
+                          lease_until: datetime, renew_batch: bool = True) -> set[int]:
+        """The mark before SMTP DATA for a round, only on rows ``owner`` still holds; with
+        ``renew_batch`` the lease of the owner's other rows is renewed with it. Returns the
+        ids marked: a missing one was taken over (its lease expired) — not to be sent."""
+        return mailqueue.mark_data_started(self.session, ids, owner=owner, now=now,
+                                           lease_until=lease_until, renew_batch=renew_batch)
+
+    def claimed_by_key(self, rows: Sequence[dict[str, Any]]) -> list[mailqueue.Claimed]:
+        return mailqueue.claimed_by_key(self.session, rows)
+
+    def lead_states(self, lead_ids: Iterable[int]) -> dict[int, mailqueue.LeadState]:
+        return mailqueue.lead_states(self.session, lead_ids)
 
     def renew_webhook_lease(self, row_id: int, *, owner: str, lease_until: datetime,
                             renew_batch: bool = True) -> bool:
@@ -232,14 +210,10 @@ class UnitOfWork:
         return list(self.session.exec(query).all())
 
     def claim_mail(self, *, now: datetime, owner: str, lease_until: datetime, limit: int,
-                   ids: Sequence[int] | None = None) -> list[MailOutbox]:
+                   ids: Sequence[int] | None = None) -> list[mailqueue.Claimed]:
         """Claim due rows for sending; SKIP LOCKED on PostgreSQL so senders never collide."""
-        query = (select(MailOutbox)
-                 .where(col(MailOutbox.status).in_(("pending", "retry")),
-                        or_(col(MailOutbox.next_attempt_at).is_(None),
-                            col(MailOutbox.next_attempt_at) <= now))
-                 .order_by(col(MailOutbox.id)).limit(limit))
-        return self._lease(query, MailOutbox, ids, "sending", owner, lease_until)
+        return mailqueue.claim(self.session, now=now, owner=owner, lease_until=lease_until,
+                               limit=limit, ids=ids)
 
     def claim_webhooks(self, *, now: datetime, owner: str, lease_until: datetime, limit: int,
                        ids: Sequence[int] | None = None) -> list[WebhookDelivery]:
@@ -394,10 +368,20 @@ class UnitOfWork:
 
     def due_step_counts(self, *, now: datetime) -> list[tuple[str, str, str, int]]:
         """(journey, version, step, due) through the ``ix_enrollment_due`` index."""
-        from engine.store.enrollments import due_steps
-
         return [(d.journey_id, d.journey_version, d.step_id, d.count)
-                for d in due_steps(self.session, now=now)]
+                for d in enrollments.due_steps(self.session, now=now)]
+
+    def claim_due(self, *, journey_id: str, version: str, step_id: str, now: datetime,
+                  limit: int) -> list[enrollments.DueEnrollment]:
+        """A send step's due enrollments as plain values (see ``claim_enrollments``)."""
+        return enrollments.claim_due(self.session, journey_id=journey_id, version=version,
+                                     step_id=step_id, now=now, limit=limit)
+
+    def recipients(self, lead_ids: Iterable[int]) -> dict[int, enrollments.Recipient]:
+        return enrollments.recipients(self.session, lead_ids)
+
+    def account_names(self, account_ids: Iterable[int]) -> dict[int, str]:
+        return enrollments.account_names(self.session, account_ids)
 
     def journey_versions(self) -> dict[tuple[str, str], JourneyVersion]:
         rows = self.session.exec(select(JourneyVersion)).all()
@@ -535,8 +519,11 @@ class UnitOfWork:
 
     def insert_rows(self, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:
         """Many rows in one executemany (no ORM objects, no primary keys read back)."""
-        if rows:
-            self.session.execute(insert(table), rows)
+        bulk.insert(self.session, table, rows)
+
+    def update_rows(self, table: type[SQLModel], rows: list[dict[str, Any]]) -> int:
+        """Many rows by id in one executemany (each row sets the same columns)."""
+        return bulk.update(self.session, table, rows)
 
     def qualify_account(self, account_id: int, now: datetime, *, besides: int) -> None:
         """Mark the confirmed contacts of an account (but one) for scoring on the next tick."""

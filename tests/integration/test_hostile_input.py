@@ -85,6 +85,7 @@ def test_what_a_lead_types_is_never_evaluated_in_a_template(ripen_app: Ripen,
     assert "Guten Tag" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "49" not in html + text  # not evaluated …
-    assert "{{ 7*7 }}" in text  # … but shown as typed
+    # not evaluated … (links carry random tokens, which may contain "49" anywhere else)
+    assert "Guten Tag 49" not in html + text
+    assert "Guten Tag {{ 7*7 }}" in text  # … but shown as typed
     assert "<script>" not in html

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from engine.bootstrap import Ripen
@@ -95,7 +96,8 @@ SENDER = textwrap.dedent("""
     from engine.store.database import make_engine
     from pathlib import Path
     app = Ripen(settings=load_settings(database_url=sys.argv[1], mail_url=sys.argv[2],
-                                       secret_keys=["k" * 40]),
+                                       secret_keys=["k" * 40],
+                                       smtp_connections=int(sys.argv[5])),
                 config=load_and_compile(ConfigPaths.under(Path(sys.argv[3]))),
                 db=make_engine(sys.argv[1]),
                 clock=ManualClock(datetime.fromisoformat(sys.argv[4])))
@@ -103,10 +105,13 @@ SENDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("connections", [1, 4])
 def test_kill_9_during_data_leaves_unknown_and_never_resends(ripen_app: Ripen,
                                                              database_url: str, smtp: Smtp,
-                                                             tmp_path: Path) -> None:
-    """A real sender process killed mid-DATA: that row is `unknown`; the rest go out once.
+                                                             tmp_path: Path,
+                                                             connections: int) -> None:
+    """A real sender process killed mid-DATA: the mails of the round in flight are
+    `unknown` (one per connection: with one, just the mail held up); the rest go out once.
 
     The killed process sent through one relay, the restarted sender sends through the
     app's own; every mail must be delivered exactly once across both.
@@ -127,7 +132,8 @@ def test_kill_9_during_data_leaves_unknown_and_never_resends(ripen_app: Ripen,
         log = tmp_path / "sender.log"
         with log.open("w") as output:
             process = subprocess.Popen(
-                [sys.executable, "-c", SENDER, database_url, url, str(REPO), NOW.isoformat()],
+                [sys.executable, "-c", SENDER, database_url, url, str(REPO), NOW.isoformat(),
+                 str(connections)],
                 cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONPATH": str(REPO)})
             assert sink.in_data.wait(timeout=60), log.read_text()
@@ -144,11 +150,15 @@ def test_kill_9_during_data_leaves_unknown_and_never_resends(ripen_app: Ripen,
                 MailOutbox.status == "unknown")).all()
         print(f"\nbefore kill: {before} delivered; after restart: {counts}; "
               f"unknown rows: {list(unknown)}")
-        assert list(unknown) == ["Mail 7"]
-        assert statuses == {"sent": 14, "unknown": 1}
+        # the round holding Mail 7: every mail of it had begun DATA when the kill came
+        in_flight = {f"Mail {n}" for n in range(7 // connections * connections,
+                                                7 // connections * connections + connections)}
+        assert set(unknown) == in_flight
+        assert statuses == {"sent": 15 - connections, "unknown": connections}
         subjects = [str(m["Subject"]) for m in sink.parsed() + restarted_relay.parsed()]
         assert len(subjects) == len(set(subjects))          # nothing twice
         assert set(subjects) == {f"Mail {n}" for n in range(15) if n != 7}
+        assert not {str(m["Subject"]) for m in restarted_relay.parsed()} & in_flight
     finally:
         controller.stop()
     with ripen_app.uow() as uow:
@@ -171,19 +181,20 @@ def test_one_send_drains_every_due_batch(ripen_app: Ripen, smtp: Smtp) -> None:
 
 
 class _StalledRelay:
-    """A relay that hangs on the first mail longer than the lease; meanwhile a second sender
-    (another worker) recovers the expired rows and sends them."""
+    """A relay that hangs on the first round longer than the lease; meanwhile a second
+    sender (another worker) recovers the expired rows and sends them."""
 
     def __init__(self, app: Ripen, inner: Any) -> None:
         self.app, self.inner, self.name, self.stalled = app, inner, inner.name, False
+        self.lanes = inner.lanes
         self.second: dict[str, int] = {}
 
-    def send(self, sender: str, recipient: str, message: bytes, before_data: Any) -> Any:
+    def send_round(self, mails: Any, before_data: Any) -> Any:
         if not self.stalled:
             self.stalled = True
             self.app.clock.advance(LEASE + timedelta(minutes=1))  # type: ignore[attr-defined]
             self.second = dict(self.app.send_mail())
-        return self.inner.send(sender, recipient, message, before_data)
+        return self.inner.send_round(mails, before_data)
 
     def close(self) -> None:
         self.inner.close()

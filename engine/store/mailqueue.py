@@ -1,0 +1,142 @@
+"""The mail outbox as the sender sees it: claim a batch, mark DATA, record results.
+
+Every statement here works on a batch (a claim of hundreds of rows, a round of mails per
+DATA mark, a round of results), reading only the columns sending needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Update, bindparam, or_, update
+from sqlalchemy import select as columns
+from sqlmodel import Session, col, select
+
+from engine.store import bulk
+from engine.store.bulk import in_chunks
+from engine.store.tables import Lead, MailOutbox
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An outbox row a sender holds: what it needs to build, check and record the mail."""
+
+    id: int
+    lead_id: int | None
+    kind: str
+    category: str
+    to_address: str | None
+    subject: str
+    message_id: str
+    body_html: str
+    body_text: str
+    headers: dict[str, Any]
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeadState:
+    """What the last check before sending reads about a mail's lead."""
+
+    status: str
+    mail_paused_until: datetime | None
+
+
+_CLAIMED: tuple[Any, ...] = (
+    MailOutbox.id, MailOutbox.lead_id, MailOutbox.kind, MailOutbox.category,
+    MailOutbox.to_address, MailOutbox.subject, MailOutbox.message_id, MailOutbox.body_html,
+    MailOutbox.body_text, MailOutbox.headers, MailOutbox.created_at, MailOutbox.attempts)
+_STATEMENTS: dict[str, Update] = {}
+
+
+def _statement(name: str) -> Update:
+    """The batch statements, built once."""
+    if not _STATEMENTS:
+        table = MailOutbox.__table__  # type: ignore[attr-defined]
+        _STATEMENTS["lease"] = (update(table).where(table.c.id.in_(bindparam("ids",
+                                                                              expanding=True)))
+                                .values(status="sending", lease_owner=bindparam("owner"),
+                                        lease_until=bindparam("until")))
+        _STATEMENTS["renew"] = (update(table).where(table.c.lease_owner == bindparam("owner"),
+                                                    table.c.status == "sending")
+                                .values(lease_until=bindparam("until")))
+    return _STATEMENTS[name]
+
+
+def claim(session: Session, *, now: datetime, owner: str, lease_until: datetime, limit: int,
+          ids: Sequence[int] | None = None) -> list[Claimed]:
+    """Due rows (or just ``ids``), oldest first, leased to ``owner``; SKIP LOCKED on
+    PostgreSQL so that senders never collide."""
+    query = (columns(*_CLAIMED)
+             .where(col(MailOutbox.status).in_(("pending", "retry")),
+                    or_(col(MailOutbox.next_attempt_at).is_(None),
+                        col(MailOutbox.next_attempt_at) <= now))
+             .order_by(col(MailOutbox.id)).limit(limit))
+    if ids is not None:
+        query = query.where(col(MailOutbox.id).in_(list(ids)))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = [Claimed(*row) for row in session.execute(query).all()]
+    if rows:
+        session.connection().execute(_statement("lease"), {
+            "ids": [row.id for row in rows], "owner": owner, "until": lease_until})
+    return rows
+
+
+def claimed_by_key(session: Session, rows: Sequence[dict[str, Any]]) -> list[Claimed]:
+    """Rows this transaction inserted (``bulk.insert`` reads no ids back) as ``Claimed``,
+    in their order: their ids looked up by idempotency key."""
+    ids: dict[str, int] = {}
+    for chunk in in_chunks(row["idempotency_key"] for row in rows):
+        ids.update({key: row_id for row_id, key in session.exec(
+            select(MailOutbox.id, MailOutbox.idempotency_key).where(
+                col(MailOutbox.idempotency_key).in_(chunk))).all() if row_id is not None})
+    return [Claimed(id=ids[row["idempotency_key"]], lead_id=row["lead_id"], kind=row["kind"],
+                    category=row["category"], to_address=row["to_address"],
+                    subject=row["subject"], message_id=row["message_id"],
+                    body_html=row["body_html"], body_text=row["body_text"],
+                    headers=row["headers"], created_at=row["created_at"],
+                    attempts=row.get("attempts", 0)) for row in rows]
+
+
+def mark_data_started(session: Session, ids: Sequence[int], *, owner: str, now: datetime,
+                      lease_until: datetime, renew_batch: bool) -> set[int]:
+    """The mark before DATA for a round of mails, only on rows ``owner`` still holds (with
+    ``renew_batch`` the lease of all its rows is renewed too); returns the ids marked —
+    a row missing from it was taken over after an expired lease and must not be sent."""
+    marked = bulk.update(session, MailOutbox, [
+        {"id": row_id, "lease_owner": owner, "data_started_at": now, "lease_until": lease_until}
+        for row_id in ids], match=("id", "lease_owner"))
+    if renew_batch:
+        session.connection().execute(_statement("renew"), {"owner": owner,
+                                                           "until": lease_until})
+    if marked == len(ids):
+        return set(ids)
+    held = session.exec(select(MailOutbox.id).where(
+        col(MailOutbox.id).in_(list(ids)), col(MailOutbox.lease_owner) == owner)).all()
+    return {row_id for row_id in held if row_id is not None}
+
+
+def record(session: Session, changes: Iterable[dict[str, Any]]) -> None:
+    """New columns by row id (each change carries ``id``), one statement per set of
+    columns (a round's sent mails share one)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        groups.setdefault(tuple(change), []).append(change)
+    for rows in groups.values():
+        bulk.update(session, MailOutbox, rows)
+
+
+def lead_states(session: Session, lead_ids: Iterable[int]) -> dict[int, LeadState]:
+    found: dict[int, LeadState] = {}
+    for chunk in in_chunks(lead_ids):
+        for lead_id, status, paused in session.exec(
+                select(Lead.id, Lead.status, Lead.mail_paused_until).where(
+                    col(Lead.id).in_(chunk))).all():
+            if lead_id is not None:
+                found[lead_id] = LeadState(status, paused)
+    return found
