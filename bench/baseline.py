@@ -3,7 +3,8 @@
 * ``naive_tick`` — a per-lead loop: one unit of work and commit per lead, a new SMTP
   connection per mail (how a cron script or a task-per-lead design does it).
 * ``raw_pipeline`` — the renders and SMTP submissions alone, no database, no decisions:
-  the limit a tick cannot beat.
+  the limit a tick cannot beat. It submits through ripen's own transport (the same
+  pipelined rounds over the same number of connections), so the limit moves with it.
 * ``email_message_send`` — ``email.message.EmailMessage`` and a connection per mail.
 """
 
@@ -15,6 +16,7 @@ import time
 from collections.abc import Sequence
 from email.message import EmailMessage
 
+from engine.adapters.mailers import Outcome, SmtpMailer, Submission
 from engine.bootstrap import Ripen
 from engine.mail.context import marketing_context
 from engine.mail.message import OutgoingMail, new_message_id
@@ -80,19 +82,29 @@ def naive_tick(ripen: Ripen, enrollment_ids: Sequence[int], smtp_port: int) -> f
 
 def raw_pipeline(ripen: Ripen, leads: Sequence[Lead], smtp_port: int,
                  content_id: str, template: str) -> float:
-    """Seconds to render and submit one mail per lead over one connection, nothing else."""
+    """Seconds to render and submit one mail per lead through ripen's SMTP transport
+    (rounds over ``RIPEN_SMTP_CONNECTIONS``), nothing else: no database, no decisions."""
     subject = ripen.config.content[content_id].title
     now = ripen.clock()
+    mailer = SmtpMailer(f"smtp://127.0.0.1:{smtp_port}?starttls=no",
+                        connections=ripen.settings.smtp_connections)
     started = time.perf_counter()
-    with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
-        for lead in leads:
-            html, text = ripen.renderer.render(template,
-                                               _context(ripen, lead, content_id, subject))
-            message = OutgoingMail(to=lead.email or "", subject=subject, html=html, text=text,
-                                   message_id=f"<{secrets.token_hex(8)}@bench.example>",
-                                   sender_name="Bench", sender_address="bench@example.com",
-                                   date=now).to_bytes()
-            smtp.sendmail("bench@example.com", [lead.email or ""], message)
+    try:
+        for start in range(0, len(leads), mailer.lanes):
+            mails = []
+            for lead in leads[start:start + mailer.lanes]:
+                html, text = ripen.renderer.render(template,
+                                                   _context(ripen, lead, content_id, subject))
+                message = OutgoingMail(to=lead.email or "", subject=subject, html=html,
+                                       text=text,
+                                       message_id=f"<{secrets.token_hex(8)}@bench.example>",
+                                       sender_name="Bench", sender_address="bench@example.com",
+                                       date=now).to_bytes()
+                mails.append(Submission("bench@example.com", lead.email or "", message))
+            results = mailer.send_round(mails, lambda ready: ready)
+            assert all(r is not None and r.outcome is Outcome.SENT for r in results), results
+    finally:
+        mailer.close()
     return time.perf_counter() - started
 
 

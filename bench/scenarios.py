@@ -26,15 +26,19 @@ NAIVE_SAMPLE = 1_000   # the per-lead baseline runs on a sample; its rate is per
 
 
 def _due_selection(ripen: Any) -> float:
-    """Seconds to find what is due and claim it (rolled back: nothing changes)."""
-    started = time.perf_counter()
-    with ripen.uow() as uow:
-        due = uow.due_step_counts(now=ripen.clock())
-        for journey_id, version, step_id, _ in due:
-            uow.claim_enrollments(journey_id=journey_id, version=version, step_id=step_id,
-                                  now=ripen.clock(), limit=S1_DUE)
-        uow.session.rollback()
-    return time.perf_counter() - started
+    """Seconds to find what is due and claim it (rolled back: nothing changes); the median
+    of three runs, the first of which reads from disk."""
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with ripen.uow() as uow:
+            due = uow.due_step_counts(now=ripen.clock())
+            for journey_id, version, step_id, _ in due:
+                uow.claim_due(journey_id=journey_id, version=version, step_id=step_id,
+                              now=ripen.clock(), limit=S1_DUE)
+            uow.session.rollback()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
 
 
 def s1_tick(backend: str) -> Figures:
@@ -51,12 +55,13 @@ def s1_tick(backend: str) -> Figures:
                     select(Enrollment).where(Enrollment.due_at <= NOW)  # type: ignore[operator]
                     .order_by(Enrollment.id).limit(NAIVE_SAMPLE))]
             started = time.perf_counter()
-            reports = ripen.journeys.tick()
-            sent = ripen.send_mail()
+            reports = ripen.journeys.tick()  # decides, renders, writes and sends each batch
+            leftover = ripen.send_mail()      # what the tick flow's last task would drain
             elapsed = time.perf_counter() - started
             counts = sum((r.counts for r in reports), Counter())
+            mail = sum((r.mail for r in reports), Counter()) + leftover
             assert counts["sent"] == S1_DUE, counts
-            assert sent["sent"] == S1_DUE, sent
+            assert mail == Counter(sent=S1_DUE), mail
             journey = ripen.config.journeys["monika-marketing"]
             step = journey.steps[journey.entry[next(iter(journey.entry))]]
             raw = baseline.raw_pipeline(ripen, leads, sink.port, step.send.content,  # type: ignore[union-attr]
@@ -77,7 +82,7 @@ def s1_tick(backend: str) -> Figures:
     figures["S1 tick"] = {
         "value": rate, "unit": "leads/s", "baseline": NAIVE_SAMPLE / naive,
         "baseline_name": "per-lead unit of work, connection per mail",
-        "limit": S1_DUE / raw, "limit_name": "raw render+SMTP",
+        "limit": S1_DUE / raw, "limit_name": "raw render+SMTP, same transport",
         "targets": {"value": 3000, "ratio": 15, "share": 0.8}, "smtp": sink.name}
     figures["S1 due selection 1M/100k"] = {
         "value": big_selection / selection, "unit": "× (1M vs 100k)",
@@ -107,11 +112,11 @@ def s2_render_send(backend: str) -> Figures:
 
 
 def s3_events(backend: str) -> Figures:
-    """20k events (Zipf over leads) through batch ingestion to scores, MQL detection and
+    """200k events (Zipf over leads) through batch ingestion to scores, MQL detection and
     handover rows; baseline: the same path one transaction per event, on a sample."""
-    from engine.journeys import NewEvent
+    from engine.events import NewEvent
 
-    leads, events, batch_size, sample = 20_000, 20_000, 1_000, 1_000
+    leads, events, batch_size, sample = 20_000, 200_000, 1_000, 1_000
     rng = random.Random(3)
     weights = [1 / (rank + 1) for rank in range(leads)]
     with smtp_sink() as sink, fresh_database(backend) as engine:
@@ -141,7 +146,8 @@ def s3_events(backend: str) -> Figures:
         "value": events / elapsed, "unit": "events/s", "baseline": sample / single,
         "baseline_name": "one transaction per event",
         "detail": f"p99 event→score visible ≤ {batches[int(len(batches) * 0.99)]:.2f} s "
-                  f"(batches of {batch_size}); {handovers} handovers over {leads:,} leads",
+                  f"(batches of {batch_size}); {handovers} handovers over {leads:,} leads, "
+                  f"{events:,} events",
         "targets": {"value": 20_000, "ratio": 15, "p99": 1.0}}}
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -22,6 +22,8 @@ from engine.clock import Clock
 from engine.config.compiler import CompiledConfig
 from engine.config.sla import FastLaneSignal, MqlRule
 from engine.errors import RipenError
+from engine.events import RecordedEvent
+from engine.fit import fit_grade
 from engine.mail.message import new_message_id
 from engine.mail.render import Renderer
 from engine.routing import Balance, LeadFacts, assign, period_start
@@ -37,7 +39,7 @@ from engine.store.tables import (
     ScoreEntry,
     WebhookDelivery,
 )
-from engine.store.uow import UnitOfWork, UowFactory
+from engine.store.uow import Contact, EventRow, UnitOfWork, UowFactory
 from engine.tokens import Purpose, Tokens
 
 #: Sales stages after acceptance, in order (seed 002 §5.6); ABS is won.
@@ -75,6 +77,45 @@ class Explanation:
         return any(check.holds for check in self.checks)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A lead goes to sales now: the score it was decided on, and why."""
+
+    lead: Lead
+    score: Score
+    reason: str  # fast_lane | threshold
+    detail: str
+
+
+@dataclass(frozen=True)
+class HandoverFacts:
+    """What handover payloads need about their leads, read once for a whole batch: the
+    ledgers (explanation lines), event history, journeys, and each account's contacts with
+    their explicit points, content read and (where not kept running) implicit ledger."""
+
+    entries: Mapping[int, Sequence[ScoreEntry]]
+    events: Mapping[int, Sequence[EventRow]]
+    enrollments: Mapping[int, Sequence[Enrollment]]
+    contacts: Mapping[int, Sequence[Contact]]
+    held: Mapping[int, Mapping[str, float]]
+    read: Mapping[int, Collection[str]]
+    ledgers: Mapping[int, Sequence[tuple[datetime, float]]]
+
+    @classmethod
+    def load(cls, uow: UnitOfWork, scorer: Scorer, leads: Sequence[Lead],
+             now: datetime) -> HandoverFacts:
+        ids = [lead.id for lead in leads if lead.id is not None]
+        contacts = uow.contacts_of_accounts(lead.account_id for lead in leads
+                                            if lead.account_id is not None)
+        people = [o for found in contacts.values() for o in found]
+        contact_ids = [o.id for o in people]
+        return cls(entries=uow.score_entries_of(ids), events=uow.history_of(ids),
+                   enrollments=uow.enrollments_of_leads(ids), contacts=contacts,
+                   held=uow.explicit_held(contact_ids), read=uow.content_read_by(contact_ids),
+                   ledgers=uow.implicit_entries_of(
+                       o.id for o in people if scorer.implicit_now(o, now) is None))
+
+
 class HandoverService:
     def __init__(self, *, uow: UowFactory, config: CompiledConfig, tokens: Tokens,
                  renderer: Renderer, clock: Clock, base_url: str) -> None:
@@ -90,17 +131,20 @@ class HandoverService:
     # --- qualification ------------------------------------------------------------------
 
     def checks(self, uow: UnitOfWork, lead: Lead, score: Score, *,
-               stop_early: bool = False) -> tuple[RuleCheck, ...]:
+               stop_early: bool = False,
+               read: Collection[str] | None = None) -> tuple[RuleCheck, ...]:
         """Each MQL rule's conditions; ``stop_early`` leaves out those after the first that
-        fails (qualifying needs only the verdict; ``explain`` shows them all)."""
+        fails (qualifying needs only the verdict; ``explain`` shows them all). ``read``:
+        the content the lead clicked or downloaded since its recycle, as already read."""
         found = []
         for number, rule in enumerate(self.sla.mql.rules, start=1):
             found.append(RuleCheck(number, tuple(self._conditions(uow, lead, score, rule,
-                                                                  stop_early))))
+                                                                  stop_early, read))))
         return tuple(found)
 
     def _conditions(self, uow: UnitOfWork, lead: Lead, score: Score, rule: MqlRule,
-                    stop_early: bool = False) -> list[tuple[str, bool]]:
+                    stop_early: bool = False,
+                    read: Collection[str] | None = None) -> list[tuple[str, bool]]:
         conditions: list[tuple[str, bool]] = []
 
         def failed() -> bool:
@@ -123,11 +167,9 @@ class HandoverService:
             return conditions
         if rule.downloaded_type:
             wanted = {str(t) for t in rule.downloaded_type}
-            recycled = lead.recycled_at  # a recycled lead needs proof from after it
-            items = (self.config.content.get(e.content_id or "")
-                     for e in uow.events_since(lead.id or 0, recycled or lead.created_at)
-                     if e.type in ("click", "download")
-                     and (recycled is None or e.occurred_at > recycled))
+            if read is None:
+                read = uow.content_read_since_recycle([lead.id or 0]).get(lead.id or 0, set())
+            items = (self.config.content.get(content_id) for content_id in read)
             got = sorted({item.type for item in items if item is not None
                           and item.type in wanted})
             conditions.append((f"downloaded {'/'.join(sorted(wanted))}"
@@ -145,7 +187,7 @@ class HandoverService:
             return Explanation(lead, score, self.checks(uow, lead, fresh),
                                tuple(uow.handovers_of(lead.id)))
 
-    def fast_lane_reason(self, uow: UnitOfWork, lead: Lead, event: Event,
+    def fast_lane_reason(self, uow: UnitOfWork, lead: Lead, event: RecordedEvent,
                          score: Score) -> str | None:
         """Why this event hands the lead over at once, whatever its score (or None)."""
         rules = self.sla.fast_lane
@@ -163,45 +205,69 @@ class HandoverService:
         return None
 
     def evaluate(self, uow: UnitOfWork, lead: Lead, now: datetime,
-                 events: Sequence[Event] = (),
-                 entries: Sequence[ScoreEntry] | None = None) -> Handover | None:
+                 events: Sequence[RecordedEvent] = ()) -> Handover | None:
         """Score the lead; hand it over when the fast lane (for one of ``events``) or the
-        MQL rule says so. ``entries``: the lead's ledger as already read."""
+        MQL rule says so."""
+        decision = self.decide(uow, lead, now, events)
+        if decision is None:
+            return None
+        return self.hand_over(uow, lead, decision.score, decision.reason, decision.detail, now)
+
+    def decide(self, uow: UnitOfWork, lead: Lead, now: datetime,
+               events: Sequence[RecordedEvent] = (), *, score: Score | None = None,
+               read: Collection[str] | None = None) -> Decision | None:
+        """Whether the lead goes to sales now, and why. ``score`` and ``read`` (its content
+        read since the recycle): as already computed for a batch."""
         if lead.qualify_at is not None:
             lead.qualify_at = None
             uow.add(lead)
         if lead.status != "confirmed" or lead.sales_stage is not None or lead.id is None:
             return None
-        score = self.scorer.synced_score(uow, lead, now, entries)
+        if score is None:
+            score = self.scorer.current(uow, lead, now)
+            uow.add(lead)  # its running implicit points may have been brought up to date
         for event in events:
             reason = self.fast_lane_reason(uow, lead, event, score)
             if reason is not None:
-                return self.hand_over(uow, lead, score, "fast_lane", reason, now)
-        met = [c for c in self.checks(uow, lead, score, stop_early=True) if c.holds]
+                return Decision(lead, score, "fast_lane", reason)
+        met = [c for c in self.checks(uow, lead, score, stop_early=True, read=read)
+               if c.holds]
         if met:
             detail = "MQL rule " + str(met[0].rule) + ": " + \
                 ", ".join(text for text, _ in met[0].conditions)
-            return self.hand_over(uow, lead, score, "threshold", detail, now)
+            return Decision(lead, score, "threshold", detail)
         return None
 
     def on_events(self, uow: UnitOfWork, leads: Mapping[int, Lead],
-                  events: Mapping[int, Sequence[Event]], now: datetime) -> dict[int, Handover]:
-        """In the events' transaction: their score ledger rows, then the fast lane and the
-        MQL rule once per lead (the ledgers of all leads read in one query)."""
-        self.scorer.record_events(uow, [e for batch in events.values() for e in batch])
+                  events: Mapping[int, Sequence[RecordedEvent]],
+                  now: datetime) -> dict[int, Handover]:
+        """In the events' transaction: their implicit points (running score and ledger),
+        then the fast lane and the MQL rule once per lead. Explicit points, accounts and
+        the routing balance are read once for the whole batch."""
+        self.scorer.record_implicit(uow, leads, self.scorer.earned(
+            e for batch in events.values() for e in batch), now)
+        for lead_id in events:
+            uow.add(leads[lead_id])
         candidates = [leads[i] for i in events if leads[i].sales_stage is None
                       and leads[i].status == "confirmed"]
-        ledgers = uow.score_entries_of([lead.id for lead in candidates if lead.id])
-        uow.accounts_by_id(lead.account_id for lead in candidates  # loaded once, for fit
-                           if lead.account_id is not None)
-        handovers = {}
+        ids = [lead.id for lead in candidates if lead.id is not None]
+        held = uow.explicit_held(ids)
+        read = uow.content_read_since_recycle(ids) if any(
+            rule.downloaded_type for rule in self.sla.mql.rules) else {}
+        accounts = uow.accounts_by_id(lead.account_id for lead in candidates
+                                      if lead.account_id is not None)
+        decisions = []
         for lead in candidates:
             assert lead.id is not None
-            handover = self.evaluate(uow, lead, now, events[lead.id],
-                                     ledgers.get(lead.id, []))
-            if handover is not None:
-                handovers[lead.id] = handover
-        return handovers
+            score = self.scorer.current(
+                uow, lead, now, held=held.get(lead.id, {}),
+                account=accounts.get(lead.account_id) if lead.account_id else None)
+            decision = self.decide(uow, lead, now, events[lead.id], score=score,
+                                   read=read.get(lead.id, set()))
+            if decision is not None:
+                decisions.append(decision)
+        return {handover.lead_id: handover for handover in self.hand_over_many(uow, decisions,
+                                                                                now)}
 
     def qualify_due(self, *, limit: int = 1000) -> list[int]:
         """The tick's part: leads marked for evaluation, in batches; new handover ids."""
@@ -223,56 +289,88 @@ class HandoverService:
 
     def hand_over(self, uow: UnitOfWork, lead: Lead, score: Score, reason: str, detail: str,
                   now: datetime) -> Handover:
-        assert lead.id is not None
-        account = uow.session.get(Account, lead.account_id) if lead.account_id else None
-        facts = LeadFacts(region=account.region if account else None,
-                          industry=account.industry if account else None,
-                          company_size=account.company_size if account else None,
-                          persona=lead.persona_id, fit=score.fit)
-        balance = self.balance(uow, now)
-        assigned = assign(facts, self.sla.routing, self.sla.reps, balance)
-        handover = Handover(
-            public_id=secrets.token_urlsafe(16), lead_id=lead.id, reason=reason,
-            rep_id=assigned.rep.id if assigned else None,
-            channel=assigned.rep.channel if assigned else None,
-            routing_rule=assigned.rule if assigned else None, grade=score.grade,
-            created_at=now, sla_due_at=now + self.sla.sales_response.accept_within)
-        uow.add(handover)
-        lead.sales_stage = "MQL"
-        lead.mql_at = now
-        lead.updated_at = now
-        uow.add(lead)
-        uow.pause_enrollments(lead.id, now)
-        uow.flush()
-        payload = self.payload(uow, handover, lead, account, score, detail, now)
-        self._webhooks(uow, handover, "handover.created", payload, now)
-        if assigned is not None:
-            self._notify_rep(uow, handover, lead, account, score, detail, now)
+        [handover] = self.hand_over_many(uow, [Decision(lead, score, reason, detail)], now)
         return handover
+
+    def hand_over_many(self, uow: UnitOfWork, decisions: Sequence[Decision],
+                       now: datetime) -> list[Handover]:
+        """Hand the decided leads over, in order: routing (one balance for all, each
+        handover added to it), the handover row, the lead with sales, its journeys paused,
+        the webhook and the rep's notice. What the payloads need is read once for all."""
+        if not decisions:
+            return []
+        facts = HandoverFacts.load(uow, self.scorer, [d.lead for d in decisions], now)
+        balance = self.balance(uow, now)
+        made = []
+        for decision in decisions:
+            lead, score = decision.lead, decision.score
+            assert lead.id is not None
+            account = uow.session.get(Account, lead.account_id) if lead.account_id else None
+            facts_of_lead = LeadFacts(region=account.region if account else None,
+                                      industry=account.industry if account else None,
+                                      company_size=account.company_size if account else None,
+                                      persona=lead.persona_id, fit=score.fit)
+            assigned = assign(facts_of_lead, self.sla.routing, self.sla.reps, balance)
+            if assigned is not None:
+                balance.add(assigned.rep.id, score.grade[0])
+            handover = Handover(
+                public_id=secrets.token_urlsafe(16), lead_id=lead.id, reason=decision.reason,
+                rep_id=assigned.rep.id if assigned else None,
+                channel=assigned.rep.channel if assigned else None,
+                routing_rule=assigned.rule if assigned else None, grade=score.grade,
+                created_at=now, sla_due_at=now + self.sla.sales_response.accept_within)
+            uow.add(handover)
+            lead.sales_stage = "MQL"
+            lead.mql_at = now
+            lead.updated_at = now
+            uow.add(lead)
+            for enrollment in facts.enrollments.get(lead.id, []):
+                if enrollment.status == "active":  # paused, not ended: sales may reject
+                    enrollment.status, enrollment.due_at = "paused", None
+                    uow.add(enrollment)
+            made.append((decision, handover, account, assigned is not None))
+        uow.flush()  # the handovers' ids, for their webhooks
+        for decision, handover, account, notify in made:
+            lead = decision.lead
+            # the explanation lines come from the ledger (the batch decided on running points)
+            explained = decision.score if decision.score.lines else self.scorer.score(
+                uow, lead, now, since=lead.recycled_at,
+                entries=facts.entries.get(lead.id or 0, []))
+            payload = self.payload(uow, handover, lead, account, explained, decision.detail,
+                                   now, facts)
+            self._webhooks(uow, handover, "handover.created", payload, now)
+            if notify:
+                self._notify_rep(uow, handover, lead, account, decision.score,
+                                 decision.detail, now)
+        return [handover for _, handover, _, _ in made]
 
     def balance(self, uow: UnitOfWork, now: datetime) -> Balance:
         balance = Balance()
-        for rep_id, grade in uow.handover_grades_since(period_start(now,
-                                                                    self.sla.routing.period)):
+        for rep_id, grade, count in uow.handover_grades_since(
+                period_start(now, self.sla.routing.period)):
             if rep_id is not None:
-                balance.add(rep_id, (grade or "D")[0])
+                balance.add(rep_id, (grade or "D")[0], count)
         return balance
 
     def payload(self, uow: UnitOfWork, handover: Handover, lead: Lead, account: Account | None,
-                score: Score, detail: str, now: datetime) -> dict[str, Any]:
-        """What the rep needs to prepare (schema: docs/handover.schema.json)."""
+                score: Score, detail: str, now: datetime,
+                facts: HandoverFacts | None = None) -> dict[str, Any]:
+        """What the rep needs to prepare (schema: docs/handover.schema.json). ``facts``: the
+        lead's history as already read (for a batch of handovers)."""
         assert lead.id is not None
+        if facts is None:
+            facts = HandoverFacts.load(uow, self.scorer, [lead], now)
         rep = next((r for r in self.sla.reps if r.id == handover.rep_id), None)
-        events = uow.events_since(lead.id, lead.created_at)
         consumed = [{"content": e.content_id, "title": item.title, "stage": e.stage,
                      "type": e.type, "at": e.occurred_at.isoformat()}
-                    for e in events if e.type in ("click", "download", "open")
+                    for e in facts.events.get(lead.id, [])
+                    if e.type in ("click", "download", "open")
                     and (item := self.config.content.get(e.content_id or "")) is not None]
         history = [{"journey": e.journey_id, "version": e.journey_version, "stage": e.stage,
                     "status": e.status, "started_at": e.started_at.isoformat(),
                     "ended_at": e.ended_at.isoformat() if e.ended_at else None,
                     "exit_reason": e.exit_reason}
-                   for e in uow.enrollments_of(lead.id)]
+                   for e in facts.enrollments.get(lead.id, [])]
         token = self.tokens.dumps(Purpose.SALES_FEEDBACK, handover.public_id, now=now)
         return {
             "type": "handover.created",
@@ -307,7 +405,7 @@ class HandoverService:
                           "explanation": _explanation_lines(score)},
                 "content_consumed": consumed,
                 "journey_history": history,
-                "buying_center": self.buying_center(uow, lead, now),
+                "buying_center": self.buying_center(lead, now, facts),
                 "links": {"accept": f"{self.base_url}/h/{token}",
                           "reject": f"{self.base_url}/h/{token}",
                           "api_accept": f"{self.base_url}/api/handovers/"
@@ -317,28 +415,29 @@ class HandoverService:
             },
         }
 
-    def buying_center(self, uow: UnitOfWork, lead: Lead,
-                      now: datetime) -> dict[str, Any] | None:
-        """The other engaged contacts of the account, what they read, and the account score."""
+    def buying_center(self, lead: Lead, now: datetime,
+                      facts: HandoverFacts) -> dict[str, Any] | None:
+        """The other engaged contacts of the account, what they read, and the account score
+        (the contacts' current implicit points)."""
         if lead.account_id is None:
             return None
         contacts = []
         total = 0.0
-        others = [o for o in uow.leads_of_account(lead.account_id)
-                  if o.id is not None and o.email is not None]
-        ids = [o.id for o in others if o.id is not None]
-        entries = uow.score_entries_of(ids)   # one query each for the whole account
-        read = uow.content_read_by(ids)
-        for other in others:
-            assert other.id is not None
-            score = self.scorer.from_entries(entries.get(other.id, []), now)
-            total += score.implicit
+        for other in facts.contacts.get(lead.account_id, []):
+            implicit = self.scorer.implicit_now(other, now)
+            if implicit is None:
+                implicit = self.scorer.decayed(facts.ledgers.get(other.id, []),
+                                               other.recycled_at, now)
+            explicit = sum(facts.held.get(other.id, {}).values())
+            total += implicit
             if other.id == lead.id:
                 continue
+            grade = fit_grade(explicit, self.config.scoring) + \
+                self.scorer.engagement_digit(implicit)
             contacts.append({"name": " ".join(filter(None, (other.first_name,
                                                              other.last_name))) or None,
                              "job_title": other.job_title, "persona": other.persona_id,
-                             "grade": score.grade, "read": sorted(read.get(other.id, ()))})
+                             "grade": grade, "read": sorted(facts.read.get(other.id, ()))})
         return {"account_score": round(total, 1), "contacts": contacts}
 
     def _webhooks(self, uow: UnitOfWork, handover: Handover, event_type: str,
@@ -535,7 +634,7 @@ class HandoverService:
         return escalated
 
 
-def _signal_matches(signal: FastLaneSignal, event: Event, score: Score) -> bool:
+def _signal_matches(signal: FastLaneSignal, event: RecordedEvent, score: Score) -> bool:
     if event.type != signal.event:
         return False
     if signal.page is not None and (event.data or {}).get("page") != signal.page:

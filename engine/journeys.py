@@ -28,6 +28,7 @@ from engine.config.journey import (
     SendStep,
     WaitStep,
 )
+from engine.events import NewEvent, RecordedEvent
 from engine.fit import best_persona, fit_grade, fit_points, profile_of
 from engine.mail.context import marketing_context
 from engine.mail.message import new_message_id
@@ -70,20 +71,6 @@ ORDER = list(JourneyStage)
 
 
 @dataclass(frozen=True)
-class NewEvent:
-    """An event to record (``record_events``)."""
-
-    lead_id: int
-    type: str
-    content_id: str | None = None
-    occurred_at: datetime | None = None
-    source: str | None = None
-    data: dict[str, Any] | None = None
-    is_scanner: bool = False
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
 class Recorded:
     event_id: int
     handover_id: int | None = None  # the event handed the lead to sales (fast lane, MQL)
@@ -91,8 +78,8 @@ class Recorded:
 
 #: Called in the events' transaction with the leads and their new events: scores them and
 #: may hand leads over (engine.handover); returns the handovers by lead id.
-Qualifier = Callable[[UnitOfWork, dict[int, Lead], dict[int, list[Event]], datetime],
-                     dict[int, Any]]
+Qualifier = Callable[[UnitOfWork, dict[int, Lead], dict[int, list[RecordedEvent]],
+                      datetime], dict[int, Any]]
 
 
 #: Hands a send batch's committed mails (leased to ``owner``) to the sender; returns what
@@ -528,40 +515,58 @@ class JourneyRuntime:
         moves in order); each lead is scored and qualified once, after all its events.
 
         ``None`` for an event already recorded (same idempotency key) or of no known lead.
+        The events are written in one statement; what a stage's exit rule counts is read
+        once per batch and then counted on in memory, event by event.
         """
         now = self.clock()
         with self.uow() as uow:
             seen = uow.event_keys([e.idempotency_key for e in events if e.idempotency_key])
             leads = uow.leads_by_id({e.lead_id for e in events})
             enrollments = uow.active_enrollments_of(list(leads))
-            stored: list[Event | None] = []
-            for new in events:
+            counted = uow.stage_engagement([
+                e for found in enrollments.values() for e in found
+                if self._counts_engagement(uow, e)])
+            rows: list[dict[str, Any]] = []
+            positions: list[int] = []
+            for position, new in enumerate(events):
                 if new.lead_id not in leads or (new.idempotency_key and
                                                 new.idempotency_key in seen):
-                    stored.append(None)
                     continue
                 if new.idempotency_key:
                     seen.add(new.idempotency_key)
                 item = self.config.content.get(new.content_id or "")
-                event = Event(lead_id=new.lead_id, type=new.type, content_id=new.content_id,
-                              stage=item.stages[0].value if item else None, source=new.source,
-                              is_scanner=new.is_scanner, idempotency_key=new.idempotency_key,
-                              data=new.data or {}, occurred_at=new.occurred_at or now,
-                              recorded_at=now)
-                uow.add(event)
-                stored.append(event)
-            uow.flush()
-            by_lead: dict[int, list[Event]] = {}
+                rows.append({"lead_id": new.lead_id, "type": new.type,
+                             "content_id": new.content_id,
+                             "stage": item.stages[0].value if item else None,
+                             "source": new.source, "is_scanner": new.is_scanner,
+                             "idempotency_key": new.idempotency_key, "data": new.data or {},
+                             "occurred_at": new.occurred_at or now, "recorded_at": now})
+                positions.append(position)
+            stored: list[RecordedEvent | None] = [None] * len(events)
+            for position, row, event_id in zip(positions, rows, uow.insert_events(rows),
+                                               strict=True):
+                stored[position] = RecordedEvent(
+                    id=event_id, lead_id=row["lead_id"], type=row["type"],
+                    content_id=row["content_id"], stage=row["stage"],
+                    is_scanner=row["is_scanner"], data=row["data"],
+                    occurred_at=row["occurred_at"])
+            by_lead: dict[int, list[RecordedEvent]] = {}
             for done in stored:
                 if done is None:
                     continue
                 by_lead.setdefault(done.lead_id, []).append(done)
-                if not done.is_scanner and done.type in ENGAGEMENT:
-                    item = self.config.content.get(done.content_id or "")
-                    lead = leads[done.lead_id]
-                    for enrollment in enrollments.get(done.lead_id, []):
-                        if enrollment.status == "active":
-                            self._on_engagement(uow, enrollment, lead, item, done, now)
+                if done.is_scanner:
+                    continue
+                item = self.config.content.get(done.content_id or "")
+                for enrollment in enrollments.get(done.lead_id, []):
+                    if enrollment.status != "active":
+                        continue
+                    if done.occurred_at >= enrollment.stage_entered_at:
+                        counted.setdefault((enrollment.id or 0, enrollment.stage_entered_at),
+                                           Counter())[(done.type, done.content_id)] += 1
+                    if done.type in ENGAGEMENT:
+                        self._on_engagement(uow, enrollment, leads[done.lead_id], item, done,
+                                            now, counted)
             handovers: dict[int, int | None] = {}
             if self.qualifier is not None:
                 uow.flush()
@@ -569,11 +574,28 @@ class JourneyRuntime:
                 uow.flush()
                 handovers = {lead_id: getattr(h, "id", None) for lead_id, h in made.items()}
             uow.commit()
-            return [Recorded(e.id, handovers.get(e.lead_id)) if e is not None and e.id else None
+            return [Recorded(e.id, handovers.get(e.lead_id)) if e is not None else None
                     for e in stored]
 
+    def _counts_engagement(self, uow: UnitOfWork, enrollment: Enrollment) -> bool:
+        """Whether the enrollment's stage has an exit rule that counts events (the last
+        stage without one waits for the MQL rule)."""
+        journey = self.versions.get(uow, enrollment.journey_id, enrollment.journey_version)
+        if journey is None:
+            return False
+        plan = getattr(journey.model.stages, enrollment.stage, None)
+        declared = list(journey.entry)
+        current = JourneyStage(enrollment.stage)
+        return (plan is not None and plan.exit is not None) or \
+            (current in declared and declared.index(current) + 1 < len(declared))
+
     def _on_engagement(self, uow: UnitOfWork, enrollment: Enrollment, lead: Lead,
-                       item: ContentItem | None, event: Event, now: datetime) -> None:
+                       item: ContentItem | None, event: RecordedEvent, now: datetime,
+                       counted: dict[tuple[int, datetime], Counter[tuple[str, str | None]]]
+                       ) -> None:
+        """``counted``: the lead's non-scanner events since it entered its stage, by
+        (type, content), up to this one (keyed by enrollment and stage entry: a stage
+        move starts a new count)."""
         journey = self.versions.get(uow, enrollment.journey_id, enrollment.journey_version)
         enrollment.last_engaged_at = event.occurred_at
         uow.add(enrollment)
@@ -600,9 +622,9 @@ class JourneyRuntime:
             return  # the last stage waits for the MQL rule
         events = rule.events if rule else ["click", "download"]
         needed = rule.engaged if rule else 1
-        engaged = sum(
-            1 for e in uow.events_since(lead.id or 0, enrollment.stage_entered_at)
-            if e.type in events and current in _stages(self.config, e.content_id))
+        so_far = counted.get((enrollment.id or 0, enrollment.stage_entered_at), Counter())
+        engaged = sum(number for (kind, content_id), number in so_far.items()
+                      if kind in events and current in _stages(self.config, content_id))
         if engaged >= needed:
             target = rule.to if rule and rule.to else (None if is_last else declared[position + 1])
             if target is not None:

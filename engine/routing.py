@@ -50,10 +50,10 @@ class Assignment:
 class Balance:
     tallies: dict[str, Tally] = field(default_factory=dict)
 
-    def add(self, rep_id: str, fit: str) -> None:
+    def add(self, rep_id: str, fit: str, count: int = 1) -> None:
         tally = self.tallies.setdefault(rep_id, Tally())
-        tally.count += 1
-        tally.grade_sum += GRADE_VALUE.get(fit, 1.0)
+        tally.count += count
+        tally.grade_sum += GRADE_VALUE.get(fit, 1.0) * count
 
 
 def period_start(now: datetime, period: str) -> datetime:

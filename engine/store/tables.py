@@ -86,6 +86,13 @@ class Lead(SQLModel, table=True):
     confirmed_at: datetime | None = _when(nullable=True)
     unsubscribed_at: datetime | None = _when(nullable=True)
     mail_paused_until: datetime | None = _when(nullable=True)
+    # The implicit score kept running: the ledger's decayed implicit points (since the
+    # recycle) as of ``implicit_points_at``, under scoring model ``implicit_points_model``.
+    # Scoring a batch of events adds to it instead of reading the whole ledger; a value of
+    # another model, or older than the recycle, is recomputed from the ledger.
+    implicit_points: float | None = None
+    implicit_points_at: datetime | None = _when(nullable=True)
+    implicit_points_model: str | None = Field(default=None, max_length=12)
     created_at: datetime = _when()
     updated_at: datetime = _when()
 

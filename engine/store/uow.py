@@ -6,12 +6,15 @@ and in the other ``engine/store`` modules.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import and_, delete, func, insert, or_, update
+from sqlalchemy import select as columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
@@ -421,6 +424,48 @@ class UnitOfWork:
             found.setdefault(entry.lead_id, []).append(entry)
         return found
 
+    def content_read_since_recycle(self, lead_ids: Iterable[int]) -> dict[int, set[str]]:
+        """Content each lead clicked or downloaded (scanners left out) since it was
+        recycled — a recycled lead needs new proof — or ever, if it never was."""
+        found: dict[int, set[str]] = {}
+        since = or_(and_(col(Lead.recycled_at).is_(None),
+                         col(Event.occurred_at) >= col(Lead.created_at)),
+                    col(Event.occurred_at) > col(Lead.recycled_at))
+        for chunk in in_chunks(lead_ids):
+            for lead_id, content_id in self.session.exec(
+                    select(Event.lead_id, Event.content_id)
+                    .join(Lead, col(Lead.id) == col(Event.lead_id))
+                    .where(col(Event.lead_id).in_(chunk),
+                           col(Event.type).in_(("click", "download")),
+                           col(Event.is_scanner).is_(False),
+                           col(Event.content_id).is_not(None), since)
+                    .distinct()).all():
+                found.setdefault(lead_id, set()).add(content_id or "")
+        return found
+
+    def explicit_held(self, lead_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+        """Each lead's explicit points per rule, summed over the ledger."""
+        found: dict[int, dict[str, float]] = {}
+        for chunk in in_chunks(lead_ids):
+            for lead_id, rule_id, points in self.session.exec(
+                    select(ScoreEntry.lead_id, ScoreEntry.rule_id, func.sum(ScoreEntry.delta))
+                    .where(col(ScoreEntry.lead_id).in_(chunk), ScoreEntry.kind == "explicit")
+                    .group_by(col(ScoreEntry.lead_id), col(ScoreEntry.rule_id))).all():
+                found.setdefault(lead_id, {})[rule_id] = float(points)
+        return found
+
+    def implicit_entries_of(self, lead_ids: Iterable[int]
+                            ) -> dict[int, list[tuple[datetime, float]]]:
+        """Each lead's implicit ledger rows as (dated at, points)."""
+        found: dict[int, list[tuple[datetime, float]]] = {}
+        for chunk in in_chunks(lead_ids):
+            for lead_id, at, points in self.session.exec(
+                    select(ScoreEntry.lead_id, ScoreEntry.created_at, ScoreEntry.delta)
+                    .where(col(ScoreEntry.lead_id).in_(chunk),
+                           ScoreEntry.kind == "implicit")).all():
+                found.setdefault(lead_id, []).append((at, points))
+        return found
+
     def content_read_by(self, lead_ids: list[int]) -> dict[int, set[str]]:
         """Content each lead clicked or downloaded (scanner clicks left out)."""
         found: dict[int, set[str]] = {}
@@ -472,6 +517,35 @@ class UnitOfWork:
                     found[lead.email] = lead
         return found
 
+    def insert_events(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Events in one statement; their ids, in the order of ``rows``."""
+        if not rows:
+            return []
+        table = Event.__table__  # type: ignore[attr-defined]
+        result = self.session.connection().execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        return [row[0] for row in result.all()]
+
+    def stage_engagement(self, enrollments: Sequence[Enrollment]
+                         ) -> dict[tuple[int, datetime], Counter[tuple[str, str | None]]]:
+        """Each enrollment's non-scanner events since it entered its stage, counted by
+        (type, content), keyed by (enrollment id, stage entry)."""
+        entered = {e.id: e.stage_entered_at for e in enrollments if e.id is not None}
+        found: dict[tuple[int, datetime], Counter[tuple[str, str | None]]] = {}
+        for chunk in in_chunks(entered):
+            rows = self.session.exec(
+                select(Enrollment.id, Event.type, Event.content_id, func.count())
+                .join(Event, col(Event.lead_id) == col(Enrollment.lead_id))
+                .where(col(Enrollment.id).in_(chunk),
+                       col(Event.occurred_at) >= col(Enrollment.stage_entered_at),
+                       col(Event.is_scanner).is_(False))
+                .group_by(col(Enrollment.id), col(Event.type), col(Event.content_id))).all()
+            for enrollment_id, kind, content_id, number in rows:
+                if enrollment_id is not None:
+                    found.setdefault((enrollment_id, entered[enrollment_id]),
+                                     Counter())[(kind, content_id)] = int(number)
+        return found
+
     def event_by_key(self, key: str) -> Event | None:
         return self.session.exec(select(Event).where(col(Event.idempotency_key) == key)).first()
 
@@ -500,22 +574,44 @@ class UnitOfWork:
                                                                      col(Lead.id))
             .limit(limit).with_for_update(skip_locked=True)).all()
 
-    def pause_enrollments(self, lead_id: int, now: datetime) -> None:
-        """A lead with sales gets no nurturing mail (paused, not ended: sales may reject)."""
-        self.session.execute(
-            update(Enrollment)
-            .where(col(Enrollment.lead_id) == lead_id, col(Enrollment.status) == "active")
-            .values(status="paused", due_at=None)
-            .execution_options(synchronize_session="fetch"))
+    def enrollments_of_leads(self, lead_ids: Iterable[int]) -> dict[int, list[Enrollment]]:
+        """Every enrollment of each lead, oldest first."""
+        found: dict[int, list[Enrollment]] = {}
+        for chunk in in_chunks(lead_ids):
+            for enrollment in self.session.exec(
+                    select(Enrollment).where(col(Enrollment.lead_id).in_(chunk))
+                    .order_by(col(Enrollment.started_at), col(Enrollment.id))).all():
+                found.setdefault(enrollment.lead_id, []).append(enrollment)
+        return found
 
-    def enrollments_of(self, lead_id: int) -> Sequence[Enrollment]:
-        return self.session.exec(select(Enrollment).where(Enrollment.lead_id == lead_id)
-                                 .order_by(col(Enrollment.started_at),
-                                           col(Enrollment.id))).all()
+    def contacts_of_accounts(self, account_ids: Iterable[int],
+                             per_account: int = 200) -> dict[int, list[Contact]]:
+        """Each account's contacts with an address (the first ``per_account`` by id)."""
+        found: dict[int, list[Contact]] = {}
+        for chunk in in_chunks(account_ids):
+            for row in self.session.execute(
+                    columns(*_CONTACT).where(col(Lead.account_id).in_(chunk),
+                                             col(Lead.email).is_not(None))
+                    .order_by(col(Lead.id))).all():
+                contact = Contact(*row)
+                contacts = found.setdefault(contact.account_id, [])
+                if len(contacts) < per_account:
+                    contacts.append(contact)
+        return found
 
-    def leads_of_account(self, account_id: int) -> Sequence[Lead]:
-        return self.session.exec(select(Lead).where(Lead.account_id == account_id)
-                                 .order_by(col(Lead.id)).limit(200)).all()
+    def history_of(self, lead_ids: Iterable[int]) -> dict[int, list[EventRow]]:
+        """Each lead's events since it was created (scanners left out), oldest first."""
+        found: dict[int, list[EventRow]] = {}
+        for chunk in in_chunks(lead_ids):
+            for row in self.session.execute(
+                    columns(col(Event.lead_id), col(Event.type), col(Event.content_id),
+                            col(Event.stage), col(Event.occurred_at))
+                    .join(Lead, col(Lead.id) == col(Event.lead_id))
+                    .where(col(Event.lead_id).in_(chunk), col(Event.is_scanner).is_(False),
+                           col(Event.occurred_at) >= col(Lead.created_at))
+                    .order_by(col(Event.occurred_at), col(Event.id))).all():
+                found.setdefault(row[0], []).append(EventRow(*row[1:]))
+        return found
 
     def insert_rows(self, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:
         """Many rows in one executemany (no ORM objects, no primary keys read back)."""
@@ -537,10 +633,13 @@ class UnitOfWork:
         return self.session.exec(select(Handover).where(
             Handover.public_id == public_id).with_for_update()).first()
 
-    def handover_grades_since(self, since: datetime) -> list[tuple[str | None, str | None]]:
-        rows = self.session.exec(select(Handover.rep_id, Handover.grade).where(
-            col(Handover.created_at) >= since)).all()
-        return [(rep, grade) for rep, grade in rows]
+    def handover_grades_since(self, since: datetime
+                              ) -> list[tuple[str | None, str | None, int]]:
+        """(rep, grade, how many) of the handovers since ``since``."""
+        rows = self.session.exec(select(Handover.rep_id, Handover.grade, func.count()).where(
+            col(Handover.created_at) >= since).group_by(col(Handover.rep_id),
+                                                        col(Handover.grade))).all()
+        return [(rep, grade, int(count)) for rep, grade, count in rows]
 
     def overdue_handovers(self, now: datetime, limit: int) -> Sequence[Handover]:
         return self.session.exec(
@@ -562,6 +661,38 @@ def _lead_column(table: type[Any]) -> Any:
     return table.__table__.c.lead_id
 
 
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A contact of an account as the buying center shows it."""
+
+    id: int
+    account_id: int
+    first_name: str | None
+    last_name: str | None
+    job_title: str | None
+    persona_id: str | None
+    recycled_at: datetime | None
+    implicit_points: float | None
+    implicit_points_at: datetime | None
+    implicit_points_model: str | None
+
+
+_CONTACT: tuple[Any, ...] = (
+    Lead.id, Lead.account_id, Lead.first_name, Lead.last_name, Lead.job_title,
+    Lead.persona_id, Lead.recycled_at, Lead.implicit_points, Lead.implicit_points_at,
+    Lead.implicit_points_model)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event as a lead's history lists it."""
+
+    type: str
+    content_id: str | None
+    stage: str | None
+    occurred_at: datetime
+
+
 UowFactory = Callable[[], UnitOfWork]
 
-__all__ = ["TABLES", "UnitOfWork", "UowFactory"]
+__all__ = ["TABLES", "Contact", "EventRow", "UnitOfWork", "UowFactory"]

@@ -30,6 +30,8 @@ def test_two_ticks_racing_send_each_mail_once(ripen_app: Ripen) -> None:
                              started_at=NOW) for p in people])
         uow.commit()
 
+    # the race is about deciding: the mails stay in the outbox for the (rate-limited) sender
+    ripen_app.journeys.dispatch = None
     reports: list[Counter[str]] = []
     errors: list[BaseException] = []
     start = threading.Barrier(2)
