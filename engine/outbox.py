@@ -232,8 +232,9 @@ def _blocked(row: Claimed, suppressed: str | None, lead: LeadState | None,
 
 
 def _result(uow: UnitOfWork, row: Claimed, result: Result, now: datetime) -> dict[str, object]:
-    """The row's columns after one attempt (nobody else touches a leased row); a sent DOI
-    mail adds to the consent proof, a hard bounce suppresses the address."""
+    """The row's columns after one attempt (nobody else touches a leased row; ``attempts``
+    is the count after it — the store counts it up); a sent DOI mail adds to the consent
+    proof, a hard bounce suppresses the address."""
     attempts = row.attempts + 1
     values: dict[str, object] = {
         "id": row.id, "lease_owner": None, "lease_until": None, "attempts": attempts,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Table
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Session
 
 from engine.store.types import UtcDateTime
@@ -96,7 +96,8 @@ def _run(session: Session, table: Table, kind: str, columns: tuple[str, ...],
 
 def insert(session: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys; left-out columns take their scalar
-    default) in one ``executemany`` inside the session's transaction."""
+    default) in one statement inside the session's transaction: ``COPY`` on PostgreSQL,
+    ``executemany`` elsewhere."""
     if not rows:
         return
     table = _table(model)
@@ -105,6 +106,10 @@ def insert(session: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> N
     columns = given + tuple(sorted(defaults))
     if defaults:
         rows = [{**defaults, **row} for row in rows]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        _copy(connection, table, columns, rows)
+        return
 
     def build(dialect: Dialect) -> str:
         names = ", ".join(f'"{c}"' for c in columns)
@@ -112,6 +117,21 @@ def insert(session: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> N
         return f'INSERT INTO "{table.name}" ({names}) VALUES ({values})'  # noqa: S608 (names from the table definition)
 
     _run(session, table, "insert", columns, (), build, rows)
+
+
+def _copy(connection: Connection, table: Table, columns: tuple[str, ...],
+          rows: Sequence[Mapping[str, Any]]) -> None:
+    """PostgreSQL's COPY through psycopg, in the connection's transaction (a tenth of the
+    client work of an ``executemany`` per row)."""
+    converters = [(name, _converter(connection.dialect, table.c[name])) for name in columns]
+    names = ", ".join(f'"{c}"' for c in columns)
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, \
+            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([convert(row[name]) if convert is not None and row[name] is not None
+                            else row[name] for name, convert in converters])
 
 
 def update(session: Session, model: Any, rows: Sequence[Mapping[str, Any]], *,
@@ -131,4 +151,38 @@ def update(session: Session, model: Any, rows: Sequence[Mapping[str, Any]], *,
     return _run(session, table, "update", columns, match, build, rows)
 
 
-__all__ = ["IN_CHUNK", "in_chunks", "insert", "update"]
+def set_on(session: Session, model: Any, ids: Sequence[int], values: Mapping[str, Any], *,
+           count_up: tuple[str, ...] = (), where: Mapping[str, Any] | None = None) -> int:
+    """The same ``values`` on every row of ``ids`` (``count_up`` columns go up by one),
+    only where the ``where`` columns hold their values; returns the rows changed. One
+    statement: ``id = ANY(array)`` on PostgreSQL, an ``executemany`` by id elsewhere (an
+    ``IN`` list rendered anew per call costs more than SQLite's executemany)."""
+    if not ids:
+        return 0
+    table = _table(model)
+    where = where or {}
+    names, matched = tuple(values), tuple(where)
+    connection = session.connection()
+    dialect = connection.dialect
+    postgres = dialect.name == "postgresql"
+    cache = (dialect.name, table.name, "set_on", names + count_up, matched)
+    sql = _STATEMENTS.get(cache)
+    if sql is None:
+        sets = [f'"{c}" = {_placeholder(dialect, "v_" + c)}' for c in names] + \
+            [f'"{c}" = "{c}" + 1' for c in count_up]
+        conditions = [f'"id" = ANY({_placeholder(dialect, "ids")})' if postgres
+                      else f'"id" = {_placeholder(dialect, "id")}'] + \
+            [f'"{c}" = {_placeholder(dialect, "w_" + c)}' for c in matched]
+        sql = _STATEMENTS[cache] = (f'UPDATE "{table.name}" SET {", ".join(sets)} '  # noqa: S608 (names from the table definition)
+                                    f'WHERE {" AND ".join(conditions)}')
+    common: dict[str, Any] = {}
+    for prefix, given in (("v_", values), ("w_", where)):
+        for name, value in given.items():
+            convert = _converter(dialect, table.c[name])
+            common[prefix + name] = convert(value) if convert and value is not None else value
+    if postgres:
+        return int(connection.exec_driver_sql(sql, {**common, "ids": list(ids)}).rowcount)
+    return int(connection.exec_driver_sql(sql, [{**common, "id": i} for i in ids]).rowcount)
+
+
+__all__ = ["IN_CHUNK", "in_chunks", "insert", "set_on", "update"]

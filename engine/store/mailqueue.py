@@ -107,10 +107,12 @@ def mark_data_started(session: Session, ids: Sequence[int], *, owner: str, now: 
                       lease_until: datetime, renew_batch: bool) -> set[int]:
     """The mark before DATA for a round of mails, only on rows ``owner`` still holds (with
     ``renew_batch`` the lease of all its rows is renewed too); returns the ids marked —
-    a row missing from it was taken over after an expired lease and must not be sent."""
-    marked = bulk.update(session, MailOutbox, [
-        {"id": row_id, "lease_owner": owner, "data_started_at": now, "lease_until": lease_until}
-        for row_id in ids], match=("id", "lease_owner"))
+    a row missing from it was taken over after an expired lease and must not be sent.
+    By primary key and owner only: a row ``owner`` holds is `sending` (a status predicate
+    leads PostgreSQL's planner to the status index, slower per round)."""
+    marked = bulk.set_on(session, MailOutbox, ids,
+                         {"data_started_at": now, "lease_until": lease_until},
+                         where={"lease_owner": owner})
     if renew_batch:
         session.connection().execute(_statement("renew"), {"owner": owner,
                                                            "until": lease_until})
@@ -122,13 +124,16 @@ def mark_data_started(session: Session, ids: Sequence[int], *, owner: str, now: 
 
 
 def record(session: Session, changes: Iterable[dict[str, Any]]) -> None:
-    """New columns by row id (each change carries ``id``), one statement per set of
-    columns (a round's sent mails share one)."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    """New columns by row id (each change carries ``id``; one with ``attempts`` counts an
+    attempt: the column goes up by one). Rows with the same new values — a round's sent
+    mails — are written by one statement."""
+    groups: dict[tuple[bool, tuple[tuple[str, Any], ...]], list[int]] = {}
     for change in changes:
-        groups.setdefault(tuple(change), []).append(change)
-    for rows in groups.values():
-        bulk.update(session, MailOutbox, rows)
+        values = tuple(sorted((k, v) for k, v in change.items() if k not in ("id", "attempts")))
+        groups.setdefault(("attempts" in change, values), []).append(change["id"])
+    for (attempt, values), ids in groups.items():
+        bulk.set_on(session, MailOutbox, ids, dict(values),
+                    count_up=("attempts",) if attempt else ())
 
 
 def lead_states(session: Session, lead_ids: Iterable[int]) -> dict[int, LeadState]:
