@@ -3,12 +3,14 @@ and returns its figures; ``bench.run`` starts one process per scenario and datab
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import threading
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import select
@@ -207,9 +209,40 @@ def s5_fast_lane(backend: str) -> Figures:
         "targets": {"max": 5.0}}}
 
 
+def _server_cpu() -> float:
+    """CPU seconds used so far by the Prefect server processes this process started (the
+    test harness runs it as a child): a task run's cost is paid there too."""
+    total = 0.0
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == me and b"prefect.server.api.server" in command:
+            total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _settled_server_cpu() -> float:
+    """The server's CPU once it has worked off what the flow runs sent it (events are
+    delivered asynchronously)."""
+    before = _server_cpu()
+    while True:
+        time.sleep(0.5)
+        now = _server_cpu()
+        if now - before < 0.02:
+            return now
+        before = now
+
+
 def s4_prefect(backend: str) -> Figures:
     """S1 as the real tick flow run, against the same tick without Prefect; and a
-    one-task-per-lead flow (the design we refuse) against it, per lead."""
+    one-task-per-lead flow (the design we refuse) against it, per lead — counting the
+    Prefect server's CPU as well as the wall time of the flow itself."""
     from prefect import flow, task
     from prefect.testing.utilities import prefect_test_harness
 
@@ -234,9 +267,11 @@ def s4_prefect(backend: str) -> Figures:
             ripen = app(engine, sink.port)
             seed(ripen, leads=S1_LEADS, due=S1_DUE)
             runtime.use(ripen)
+            server_before = _settled_server_cpu()
             started = time.perf_counter()
             run_tick(NOW)
             flowed = time.perf_counter() - started
+            flowed_server = _settled_server_cpu() - server_before
             with ripen.uow() as uow:
                 left = len(uow.session.exec(select(Enrollment).where(
                     Enrollment.due_at <= NOW)).all())  # type: ignore[operator]
@@ -264,20 +299,27 @@ def s4_prefect(backend: str) -> Figures:
             with ripen.uow() as uow:
                 ids = [e.id for e in uow.session.exec(select(Enrollment).where(
                     Enrollment.due_at <= NOW)) if e.id is not None]  # type: ignore[operator]
+            server_before = _settled_server_cpu()
             started = time.perf_counter()
             per_lead(ids)
-            per_lead_seconds = (time.perf_counter() - started) / len(ids)
+            per_lead_wall = time.perf_counter() - started
+            per_lead_server = _settled_server_cpu() - server_before
             ripen.send_mail()
         runtime.use(None)
     share = max(0.0, flowed - plain) / flowed
+    batch_cost = (flowed + flowed_server) / S1_DUE
+    lead_cost = (per_lead_wall + per_lead_server) / len(ids)
     return {"S4 Prefect share of a tick": {
         "value": share * 100, "unit": "%",
-        "detail": f"tick flow {flowed:.2f} s vs the same tick without Prefect {plain:.2f} s",
+        "detail": f"tick flow {flowed:.2f} s vs the same tick without Prefect {plain:.2f} s; "
+                  f"Prefect server CPU for the tick flow {flowed_server:.2f} s",
         "targets": {"max": 10.0}},
         "S4 task per lead (slower per lead)": {
-        "value": per_lead_seconds / (flowed / S1_DUE), "unit": "×",
-        "detail": f"{per_lead_seconds * 1000:.1f} ms per lead as a task each, "
-                  f"{flowed / S1_DUE * 1000:.2f} ms per lead in the batch-shaped tick flow",
+        "value": lead_cost / batch_cost, "unit": "×",
+        "detail": f"a task per lead: {per_lead_wall / len(ids) * 1000:.1f} ms wall + "
+                  f"{per_lead_server / len(ids) * 1000:.1f} ms Prefect server CPU per lead; "
+                  f"the batch-shaped tick flow: {batch_cost * 1000:.2f} ms per lead "
+                  f"(wall + server)",
         "targets": {"value": 50}}}
 
 

@@ -13,7 +13,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from engine.store.database import session
 from engine.store.enrollments import due_steps
 from flows import runtime
-from flows.journeys import journey_flow
+from flows.journeys import journey_tasks
 
 
 @task(name="due-steps")
@@ -75,7 +75,8 @@ def go_live() -> dict[str, object]:
 
 @flow(name="ripen-tick", log_prints=False)
 def tick_flow(now: datetime | None = None) -> list[dict[str, object]]:
-    """What is due at ``now``; each journey version's flow runs its due steps; mail goes out."""
+    """What is due at ``now``; each journey version's tasks run its due steps (sending their
+    mail as each batch commits); qualification, webhooks and what is left of the outbox."""
     ripen = runtime.current()
     go_live()
     due = find_due_steps(now or ripen.clock())
@@ -89,7 +90,7 @@ def tick_flow(now: datetime | None = None) -> list[dict[str, object]]:
             continue
         steps = [str(row["step"]) for row in due
                  if row["journey"] == journey.id and row["version"] == journey.version]
-        journey_flow(journey)(steps)
+        journey_tasks(journey).run(steps)
     qualify()
     send_webhooks()
     send_mail()

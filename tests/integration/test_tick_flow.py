@@ -71,9 +71,10 @@ def test_maintenance_flow_sends_reminders_and_purges(ripen_app: Ripen) -> None:
         assert uow.lead_by_email("remind@example.com") is not None
 
 
-def test_the_tick_runs_each_journey_as_its_own_prefect_flow(ripen_app: Ripen,
-                                                           tmp_path: Path) -> None:
-    """A confirmed lead gets its first mail through the tick; Prefect shows the journey's name."""
+def test_the_tick_runs_each_journeys_steps_as_tasks_named_by_the_journey(
+        ripen_app: Ripen, tmp_path: Path) -> None:
+    """A confirmed lead gets its first mail through the tick; Prefect shows the step's task
+    under the journey's name, in the tick's flow run (no subflow per journey)."""
     import asyncio
     import mailbox
 
@@ -98,9 +99,16 @@ def test_the_tick_runs_each_journey_as_its_own_prefect_flow(ripen_app: Ripen,
     subjects = sorted(str(m["Subject"]) for m in mailbox.Maildir(str(tmp_path / "outbox")))
     assert "Leadmanagement in 10 Minuten: vom Kontakt zum Kunden" in subjects
 
-    async def flow_names() -> set[str]:
-        async with get_client() as client:
-            return {f.name for f in await client.read_flows()}
-
     journey = ripen_app.config.journeys["monika-marketing"]
-    assert f"journey:monika-marketing@{journey.version}" in asyncio.run(flow_names())
+    name = f"journey:monika-marketing@{journey.version}"
+
+    async def runs() -> tuple[set[str], set[str]]:
+        async with get_client() as client:
+            tasks = {t.name for t in await client.read_task_runs()}
+            flows = {f.name for f in await client.read_flows()}
+        return tasks, flows
+
+    tasks, flows = asyncio.run(runs())
+    assert f"{name} INF:inf-intro" in tasks
+    assert f"{name} slowest-case" in tasks
+    assert name not in flows
