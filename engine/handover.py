@@ -257,15 +257,18 @@ class HandoverService:
         accounts = uow.accounts_by_id(lead.account_id for lead in candidates
                                       if lead.account_id is not None)
         decisions = []
+        ledger: list[dict[str, Any]] = []
         for lead in candidates:
             assert lead.id is not None
             score = self.scorer.current(
                 uow, lead, now, held=held.get(lead.id, {}),
-                account=accounts.get(lead.account_id) if lead.account_id else None)
+                account=accounts.get(lead.account_id) if lead.account_id else None,
+                ledger=ledger)
             decision = self.decide(uow, lead, now, events[lead.id], score=score,
                                    read=read.get(lead.id, set()))
             if decision is not None:
                 decisions.append(decision)
+        uow.insert_rows(ScoreEntry, ledger)  # before the handovers explain from the ledger
         return {handover.lead_id: handover for handover in self.hand_over_many(uow, decisions,
                                                                                 now)}
 

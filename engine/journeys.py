@@ -216,8 +216,8 @@ class JourneyRuntime:
                                 started_at=now)
         self._enter(enrollment, journey, journey.entry[start], now)
         uow.add(enrollment)
-        uow.add(StageEntry(lead_id=lead.id, journey_id=journey.id, stage=start.value,
-                           entered_at=now))
+        uow.insert_later(StageEntry, {"lead_id": lead.id, "journey_id": journey.id,
+                                      "stage": start.value, "entered_at": now})
         _raise_funnel_stage(lead, start, now)
         lead.qualify_at = now  # a new lead (or a recycled one) is scored on the next tick
         uow.add(lead)
@@ -464,8 +464,8 @@ class JourneyRuntime:
                 stage = next(iter(journey.entry))
         enrollment.stage = stage.value
         enrollment.stage_entered_at = now
-        uow.add(StageEntry(lead_id=enrollment.lead_id, journey_id=journey.id,
-                           stage=stage.value, entered_at=now))
+        uow.insert_later(StageEntry, {"lead_id": enrollment.lead_id, "journey_id": journey.id,
+                                      "stage": stage.value, "entered_at": now})
         self._enter(enrollment, journey, journey.entry[stage], now)
         _raise_funnel_stage(lead, stage, now)
         lead.qualify_at = now  # a stage rule (e.g. BEW with a download) may now hold

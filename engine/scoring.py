@@ -130,10 +130,12 @@ class Scorer:
 
     def sync_explicit(self, uow: UnitOfWork, lead: Lead, now: datetime, *,
                       held: Mapping[str, float] | None = None,
-                      account: Account | None = None) -> float:
+                      account: Account | None = None,
+                      ledger: list[dict[str, Any]] | None = None) -> float:
         """Write ledger rows for explicit rules that changed and return the explicit points
         now. ``held``: the lead's explicit points per rule as already read;
-        ``account``: its account as already loaded (both save a query)."""
+        ``account``: its account as already loaded (both save a query); ``ledger``: collect
+        the rows there instead (a batch writes them all in one statement)."""
         assert lead.id is not None
         if account is None and lead.account_id:
             account = uow.session.get(Account, lead.account_id)
@@ -148,7 +150,10 @@ class Scorer:
                 rows.append({"lead_id": lead.id, "kind": "explicit", "rule_id": rule,
                              "config_version": self.version, "delta": delta,
                              "event_id": None, "created_at": now})
-        uow.insert_rows(ScoreEntry, rows)
+        if ledger is not None:
+            ledger.extend(rows)
+        else:
+            uow.insert_rows(ScoreEntry, rows)
         return float(sum(wanted.values()))
 
     # --- implicit -------------------------------------------------------------------------
@@ -240,11 +245,14 @@ class Scorer:
 
     def current(self, uow: UnitOfWork, lead: Lead, now: datetime, *,
                 held: Mapping[str, float] | None = None,
-                account: Account | None = None) -> Score:
+                account: Account | None = None,
+                ledger: list[dict[str, Any]] | None = None) -> Score:
         """The score qualification decides on: explicit points brought up to date, implicit
         points since the recycle from the running value (no explanation lines: those come
-        from the ledger, ``score``)."""
-        explicit = self.sync_explicit(uow, lead, now, held=held, account=account)
+        from the ledger, ``score``). ``held``, ``account``, ``ledger``: see
+        ``sync_explicit``."""
+        explicit = self.sync_explicit(uow, lead, now, held=held, account=account,
+                                      ledger=ledger)
         implicit = self.current_implicit(uow, lead, now)
         return Score(explicit=explicit, implicit=implicit,
                      fit=fit_grade(explicit, self.scoring),

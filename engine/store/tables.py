@@ -177,6 +177,13 @@ class ScoreEntry(SQLModel, table=True):
     """The score ledger: every change with its rule, config version and cause."""
 
     __tablename__ = "score_entry"
+    __table_args__ = (
+        # Explicit points per rule are summed for every batch of events: without this a
+        # busy lead's thousands of implicit rows would be read each time.
+        Index("ix_score_entry_explicit", "lead_id", "rule_id",
+              sqlite_where=text("kind = 'explicit'"),
+              postgresql_where=text("kind = 'explicit'")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="lead.id", index=True)

@@ -51,6 +51,7 @@ class UnitOfWork:
         # again (a round trip on PostgreSQL) each time.
         self._connection = self._engine.connect()
         self.session = Session(bind=self._connection, expire_on_commit=False)
+        self._later: dict[type[SQLModel], list[dict[str, Any]]] = {}
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -63,7 +64,16 @@ class UnitOfWork:
             self._connection.close()
 
     def commit(self) -> None:
+        for table, rows in self._later.items():
+            bulk.insert(self.session, table, rows)
+        self._later.clear()
         self.session.commit()
+
+    def insert_later(self, table: type[SQLModel], row: dict[str, Any]) -> None:
+        """A row nothing reads back in this transaction (stage history): written with the
+        others of its table in one statement at commit (dropped if the unit of work is
+        not committed)."""
+        self._later.setdefault(table, []).append(row)
 
     @property
     def postgres(self) -> bool:
@@ -518,9 +528,18 @@ class UnitOfWork:
         return found
 
     def insert_events(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Events in one statement; their ids, in the order of ``rows``."""
+        """Events in one statement; their ids, in the order of ``rows``. On PostgreSQL the
+        ids are taken from the sequence first and the rows go in by COPY (a multi-row
+        INSERT … RETURNING of a thousand rows costs psycopg more to parse than to run)."""
         if not rows:
             return []
+        if self.postgres:
+            ids = [int(row[0]) for row in self.session.connection().exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('event', 'id')) "
+                "FROM generate_series(1, %(n)s)", {"n": len(rows)}).all()]
+            bulk.insert(self.session, Event, [{"id": event_id, **row}
+                                              for event_id, row in zip(ids, rows, strict=True)])
+            return ids
         table = Event.__table__  # type: ignore[attr-defined]
         result = self.session.connection().execute(
             insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)

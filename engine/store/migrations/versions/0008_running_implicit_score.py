@@ -1,4 +1,5 @@
-"""the implicit score kept running on the lead (batch scoring without reading the ledger)
+"""the implicit score kept running on the lead, explicit ledger rows indexed (batch scoring
+without reading whole ledgers)
 
 Revision ID: 0008
 Revises: 0007
@@ -26,9 +27,13 @@ def upgrade() -> None:
                                    nullable=True))
         batch.add_column(sa.Column('implicit_points_model',
                                    sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True))
+    op.create_index('ix_score_entry_explicit', 'score_entry', ['lead_id', 'rule_id'],
+                    unique=False, sqlite_where=sa.text("kind = 'explicit'"),
+                    postgresql_where=sa.text("kind = 'explicit'"))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_score_entry_explicit', table_name='score_entry')
     with op.batch_alter_table('lead') as batch:
         batch.drop_column('implicit_points_model')
         batch.drop_column('implicit_points_at')
