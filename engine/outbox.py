@@ -180,8 +180,25 @@ def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
                     counts["lease_lost"] += 1  # taken over by another sender: not ours
                 else:
                     unrecorded.append((row, result))
+            if _unreachable(results):
+                # no connection of the round reached the relay: the rest of the batch
+                # waits for its backoff instead of timing out round after round
+                unrecorded.extend((row, Result(Outcome.RETRY, None, UNREACHABLE))
+                                  for row, _ in ready[start + mailer.lanes:])
+                break
         record_all()
         uow.commit()
+
+
+UNREACHABLE = "not tried: the relay could not be reached in this batch"
+
+
+def _unreachable(results: Sequence[Result | None]) -> bool:
+    """Every mail of the round failed before the relay answered anything (refused, timed
+    out, gone) — a relay refusing a mail (4xx/5xx) still answered."""
+    return bool(results) and all(r is not None and r.outcome is Outcome.RETRY
+                                 and r.code is None and r.detail.startswith("before DATA")
+                                 for r in results)
 
 
 class _StoreFailed(Exception):

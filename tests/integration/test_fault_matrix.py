@@ -133,6 +133,30 @@ def test_relay_down_for_an_hour_then_back_sends_each_mail_once(
     assert waited <= timedelta(hours=2, minutes=5)  # the backoff reaches 2 h at most by then
 
 
+def test_an_unreachable_relay_costs_one_round_per_batch(figure: Figure, ripen_app: Ripen,
+                                                        relay: Relay) -> None:
+    """With the relay down, the first round's connections fail and the rest of the batch is
+    not tried (each connection attempt could wait out a timeout): every mail waits for its
+    backoff, none is lost."""
+    from engine.outbox import UNREACHABLE
+
+    app = _on(ripen_app, relay, connections=4)
+    _queue(app, 40)
+    counts = app.send_mail()
+    with app.uow() as uow:
+        errors = [row.last_error for row in uow.outbox_rows(status="retry", limit=100)]
+    tried = [e for e in errors if e and UNREACHABLE not in e]
+    figure(_tag(ripen_app) + f"relay unreachable: {len(tried)} of 40 mails tried, the rest "
+           f"left for the backoff; {dict(counts)}")
+    assert counts == {"retry": 40}
+    assert len(errors) == 40
+    assert len(tried) == 4  # one round: one mail per connection
+    relay.up()
+    app.clock.advance(timedelta(minutes=2))  # type: ignore[attr-defined]
+    assert app.send_mail() == {"sent": 40}
+    assert set(relay.received().values()) == {1}
+
+
 def test_relay_451_then_250_and_550_unknown_user(figure: Figure, ripen_app: Ripen,
                                                  relay: Relay) -> None:
     app = _on(ripen_app, relay)
