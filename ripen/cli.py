@@ -32,8 +32,8 @@ T = TypeVar("T")
 
 app = typer.Typer(
     name="ripen",
-    help="ripen: B2B lead nurturing. Personas, content and journeys in YAML; journeys run as "
-    "Prefect flows; ripe leads go to sales through a signed webhook.",
+    help="ripen: B2B lead nurturing. Personas, content and journeys in YAML; journeys run in "
+    "a Prefect flow; ripe leads go to sales through a signed webhook.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -60,7 +60,7 @@ class CompiledJourney:
 
     @property
     def name(self) -> str:
-        """``journey:<id>@<version>`` — the name its Prefect flow carries."""
+        """``journey:<id>@<version>`` — how its Prefect tasks (and diagrams) name it."""
         return f"journey:{self.model.id}@{self.version}"
 
     def target(self, step_id: str, target: str) -> str | None:
