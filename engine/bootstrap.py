@@ -90,7 +90,8 @@ class Ripen:
         every transport made here); the local Maildir is not.
         """
         mailer = mailer_from_url(self.settings.effective_mail_url,
-                                 connections=self.settings.smtp_connections)
+                                 connections=self.settings.smtp_connections,
+                                 monotonic=self.monotonic)
         if self.relay_bucket is not None and mailer.name == "smtp":
             return RateLimitedMailer(mailer, self.relay_bucket)
         return mailer

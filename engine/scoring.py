@@ -215,8 +215,8 @@ class Scorer:
         points, at = lead.implicit_points, lead.implicit_points_at
         if points is None or at is None or lead.implicit_points_model != self.version:
             return None
-        if lead.recycled_at is not None and lead.recycled_at > at:
-            return None
+        if lead.recycled_at is not None and lead.recycled_at >= at:
+            return None  # kept before (or in the instant of) the recycle
         return float(points) * math.pow(0.5, max((now - at) / self.scoring.implicit.half_life,
                                                   0.0))
 

@@ -152,7 +152,8 @@ class _Lane:
     def open(self) -> smtplib.SMTP:
         """The connection: kept open across rounds, checked after idling, reopened when
         gone."""
-        if self.smtp is not None and time.monotonic() - self.used_at > IDLE_CHECK_SECONDS:
+        now = self.mailer.monotonic()
+        if self.smtp is not None and now - self.used_at > IDLE_CHECK_SECONDS:
             try:
                 if self.smtp.noop()[0] != 250:
                     self.close()
@@ -161,7 +162,7 @@ class _Lane:
         if self.smtp is None:
             self.smtp = self.mailer.connect()
             self.pipelining = self.smtp.has_extn("pipelining")
-        self.used_at = time.monotonic()
+        self.used_at = now
         return self.smtp
 
     def connection(self) -> smtplib.SMTP:
@@ -200,7 +201,8 @@ class SmtpMailer:
     name = "smtp"
 
     def __init__(self, url: str, *, timeout: float = 30.0, connections: int = 1,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
             raise RipenError(f"RIPEN_MAIL_URL is not an smtp:// or smtps:// URL: {url!r}")
@@ -214,6 +216,7 @@ class SmtpMailer:
         self.password = unquote(parsed.password) if parsed.password else None
         self.timeout = timeout
         self.lanes = connections
+        self.monotonic = monotonic  # real elapsed time: when a kept connection is checked
         self._context = ssl_context  # made when first needed (loading the CAs takes ~20 ms)
         self._lanes = [_Lane(self) for _ in range(connections)]
 
@@ -389,9 +392,10 @@ def _classify(code: int, reply: bytes | str) -> Result:
     return Result(Outcome.FAILED, code, text)
 
 
-def mailer_from_url(url: str, *, connections: int = 1) -> Mailer:
+def mailer_from_url(url: str, *, connections: int = 1,
+                    monotonic: Callable[[], float] = time.monotonic) -> Mailer:
     """``maildir:PATH`` or ``smtp(s)://…`` (over ``connections`` connections) → a
     transport."""
     if url.startswith("maildir:"):
         return MaildirMailer(Path(url.removeprefix("maildir:")))
-    return SmtpMailer(url, connections=connections)
+    return SmtpMailer(url, connections=connections, monotonic=monotonic)

@@ -43,6 +43,7 @@ def _converter(dialect: Dialect, column: Column[Any]) -> Convert | None:
     key = (dialect.name, column.table.name, column.name)
     if key in _CONVERTERS:
         return _CONVERTERS[key]
+    # SQLAlchemy's own conversion for the column, exactly as its ORM binds it
     process: Convert | None = column.type._cached_bind_processor(dialect)
     if process is not None and isinstance(column.type, UtcDateTime):
         process = _last_value(process)

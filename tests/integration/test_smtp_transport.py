@@ -90,7 +90,7 @@ def test_rounds_spread_over_every_connection_and_deliver_each_mail_once(
     writes = []
     try:
         results = _send(mailer, _mails(4))
-        for lane in mailer._lanes:
+        for lane in mailer._lanes:  # counting what each connection writes
             smtp = lane.smtp
             assert smtp is not None
             smtp.send = lambda data, send=smtp.send: writes.append(data) or send(data)
@@ -170,7 +170,7 @@ def test_a_connection_the_relay_closed_is_reopened_once(relay: tuple[Relay, int]
     mailer = SmtpMailer(f"smtp://127.0.0.1:{port}?starttls=no", connections=1)
     try:
         _send(mailer, _mails(1))
-        lane_smtp = mailer._lanes[0].smtp
+        lane_smtp = mailer._lanes[0].smtp  # the test breaks the kept socket
         assert lane_smtp is not None
         assert lane_smtp.sock is not None
         lane_smtp.sock.close()
@@ -179,6 +179,33 @@ def test_a_connection_the_relay_closed_is_reopened_once(relay: tuple[Relay, int]
         mailer.close()
     assert [r.outcome if r else None for r in results] == [Outcome.SENT]
     assert sink.recipients() == ["lead0@example.com", "lead1@example.com"]
+
+
+def test_a_connection_idle_past_the_check_is_checked_with_noop(relay: tuple[Relay, int]
+                                                               ) -> None:
+    """A kept connection is reused as it is within the check interval and checked with
+    NOOP after idling longer (elapsed time is injected)."""
+    from engine.adapters.mailers import IDLE_CHECK_SECONDS
+
+    sink, port = relay
+    elapsed = [0.0]
+    mailer = SmtpMailer(f"smtp://127.0.0.1:{port}?starttls=no", connections=1,
+                        monotonic=lambda: elapsed[0])
+    commands: list[str] = []
+    try:
+        _send(mailer, _mails(1))
+        smtp = mailer._lanes[0].smtp  # recording the kept connection's commands
+        assert smtp is not None
+        smtp.putcmd = lambda cmd, args="", put=smtp.putcmd: commands.append(cmd) or put(cmd, args)
+        elapsed[0] += IDLE_CHECK_SECONDS - 1
+        _send(mailer, _mails(1, start=1))
+        assert "noop" not in commands
+        elapsed[0] += IDLE_CHECK_SECONDS + 1
+        _send(mailer, _mails(1, start=2))
+        assert commands.count("noop") == 1
+    finally:
+        mailer.close()
+    assert sink.recipients() == [f"lead{n}@example.com" for n in range(3)]
 
 
 def test_leading_dots_survive_the_data_phase(relay: tuple[Relay, int]) -> None:
