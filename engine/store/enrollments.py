@@ -43,7 +43,7 @@ def due_steps(db: Session, *, now: datetime) -> list[DueStep]:
 
 @dataclass(slots=True)
 class DueEnrollment:
-    """The part of an enrollment a send step reads and moves (``PLACE_COLUMNS``)."""
+    """The part of an enrollment a send step reads and moves."""
 
     id: int
     lead_id: int
