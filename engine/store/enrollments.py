@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import Select, func
 from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
@@ -89,19 +89,29 @@ _RECIPIENT: tuple[Any, ...] = (
     Lead.time_zone, Lead.mail_paused_until)
 
 
-def claim_due(db: Session, *, journey_id: str, version: str, step_id: str, now: datetime,
-              limit: int) -> list[DueEnrollment]:
-    """Due enrollments at one step, oldest first, locked for this transaction (SKIP LOCKED
-    on PostgreSQL: two ticks never take the same enrollment)."""
-    query = (columns(*_PLACE)
-             .where(col(Enrollment.journey_id) == journey_id,
-                    col(Enrollment.journey_version) == version,
-                    col(Enrollment.step_id) == step_id,
-                    col(Enrollment.status) == "active",
-                    col(Enrollment.due_at) <= now)
+Query = TypeVar("Query", bound=Select[Any])
+
+
+def due_at_step(db: Session, query: Query, *, journey_id: str, version: str, step_id: str,
+                now: datetime, limit: int) -> Query:
+    """``query`` narrowed to the due enrollments at one step, oldest first, locked for the
+    transaction (SKIP LOCKED on PostgreSQL: two ticks never take the same enrollment)."""
+    query = (query.where(col(Enrollment.journey_id) == journey_id,
+                         col(Enrollment.journey_version) == version,
+                         col(Enrollment.step_id) == step_id,
+                         col(Enrollment.status) == "active",
+                         col(Enrollment.due_at) <= now)
              .order_by(col(Enrollment.due_at), col(Enrollment.id)).limit(limit))
     if db.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
+    return query
+
+
+def claim_due(db: Session, *, journey_id: str, version: str, step_id: str, now: datetime,
+              limit: int) -> list[DueEnrollment]:
+    """Due enrollments at one step as plain values (see ``due_at_step``)."""
+    query = due_at_step(db, columns(*_PLACE), journey_id=journey_id, version=version,
+                        step_id=step_id, now=now, limit=limit)
     return [DueEnrollment(*row) for row in db.execute(query).all()]
 
 

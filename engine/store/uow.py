@@ -307,15 +307,9 @@ class UnitOfWork:
     def claim_enrollments(self, *, journey_id: str, version: str, step_id: str, now: datetime,
                           limit: int) -> list[Enrollment]:
         """Due enrollments at one step, locked for this transaction (SKIP LOCKED on PG)."""
-        query = (select(Enrollment)
-                 .where(col(Enrollment.journey_id) == journey_id,
-                        col(Enrollment.journey_version) == version,
-                        col(Enrollment.step_id) == step_id,
-                        col(Enrollment.status) == "active",
-                        col(Enrollment.due_at) <= now)
-                 .order_by(col(Enrollment.due_at), col(Enrollment.id)).limit(limit))
-        if self.postgres:
-            query = query.with_for_update(skip_locked=True)
+        query = enrollments.due_at_step(self.session, select(Enrollment),
+                                        journey_id=journey_id, version=version,
+                                        step_id=step_id, now=now, limit=limit)
         return list(self.session.exec(query).all())
 
     def leads_by_id(self, ids: Iterable[int]) -> dict[int, Lead]:
