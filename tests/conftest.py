@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -93,18 +94,25 @@ class SmtpSink:
                 for _, _, raw in self.messages]
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[SmtpSink, int]]:
+@contextmanager
+def smtp_server(handler: object) -> Iterator[int]:
+    """aiosmtpd with ``handler`` on a free loopback port (yielded) while the block runs."""
     from aiosmtpd.controller import Controller
 
-    sink = SmtpSink()
     port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield sink, port
+        yield port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[SmtpSink, int]]:
+    sink = SmtpSink()
+    with smtp_server(sink) as port:
+        yield sink, port
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engine.adapters.mailers import Outcome, Result, SmtpMailer, Submission
-from tests.conftest import SmtpSink, free_port
+from tests.conftest import SmtpSink, free_port, smtp_server
 
 
 class Relay(SmtpSink):
@@ -55,16 +55,9 @@ class Relay(SmtpSink):
 
 @pytest.fixture(params=[True, False], ids=["pipelining", "one-by-one"])
 def relay(request: pytest.FixtureRequest) -> Iterator[tuple[Relay, int]]:
-    from aiosmtpd.controller import Controller
-
     made = Relay(pipelining=request.param)
-    port = free_port()
-    controller = Controller(made, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server(made) as port:
         yield made, port
-    finally:
-        controller.stop()
 
 
 def _mails(count: int, *, start: int = 0) -> list[Submission]:
