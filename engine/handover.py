@@ -168,7 +168,8 @@ class HandoverService:
         if rule.downloaded_type:
             wanted = {str(t) for t in rule.downloaded_type}
             if read is None:
-                read = uow.content_read_since_recycle([lead.id or 0]).get(lead.id or 0, set())
+                found = uow.content_read_by([lead.id or 0], since_recycle=True)
+                read = found.get(lead.id or 0, set())
             items = (self.config.content.get(content_id) for content_id in read)
             got = sorted({item.type for item in items if item is not None
                           and item.type in wanted})
@@ -252,7 +253,7 @@ class HandoverService:
                       and leads[i].status == "confirmed"]
         ids = [lead.id for lead in candidates if lead.id is not None]
         held = uow.explicit_held(ids)
-        read = uow.content_read_since_recycle(ids) if any(
+        read = uow.content_read_by(ids, since_recycle=True) if any(
             rule.downloaded_type for rule in self.sla.mql.rules) else {}
         accounts = uow.accounts_by_id(lead.account_id for lead in candidates
                                       if lead.account_id is not None)

@@ -428,25 +428,6 @@ class UnitOfWork:
             found.setdefault(entry.lead_id, []).append(entry)
         return found
 
-    def content_read_since_recycle(self, lead_ids: Iterable[int]) -> dict[int, set[str]]:
-        """Content each lead clicked or downloaded (scanners left out) since it was
-        recycled — a recycled lead needs new proof — or ever, if it never was."""
-        found: dict[int, set[str]] = {}
-        since = or_(and_(col(Lead.recycled_at).is_(None),
-                         col(Event.occurred_at) >= col(Lead.created_at)),
-                    col(Event.occurred_at) > col(Lead.recycled_at))
-        for chunk in in_chunks(lead_ids):
-            for lead_id, content_id in self.session.exec(
-                    select(Event.lead_id, Event.content_id)
-                    .join(Lead, col(Lead.id) == col(Event.lead_id))
-                    .where(col(Event.lead_id).in_(chunk),
-                           col(Event.type).in_(("click", "download")),
-                           col(Event.is_scanner).is_(False),
-                           col(Event.content_id).is_not(None), since)
-                    .distinct()).all():
-                found.setdefault(lead_id, set()).add(content_id or "")
-        return found
-
     def explicit_held(self, lead_ids: Iterable[int]) -> dict[int, dict[str, float]]:
         """Each lead's explicit points per rule, summed over the ledger."""
         found: dict[int, dict[str, float]] = {}
@@ -470,15 +451,25 @@ class UnitOfWork:
                 found.setdefault(lead_id, []).append((at, points))
         return found
 
-    def content_read_by(self, lead_ids: list[int]) -> dict[int, set[str]]:
-        """Content each lead clicked or downloaded (scanner clicks left out)."""
+    def content_read_by(self, lead_ids: Iterable[int], *,
+                        since_recycle: bool = False) -> dict[int, set[str]]:
+        """Content each lead clicked or downloaded (scanner clicks left out); with
+        ``since_recycle`` only since it was recycled — a recycled lead needs new proof — or
+        since it was created, if it never was."""
         found: dict[int, set[str]] = {}
-        for lead_id, content_id in self.session.exec(
-                select(Event.lead_id, Event.content_id).where(
-                    col(Event.lead_id).in_(lead_ids), col(Event.type).in_(("click", "download")),
-                    col(Event.is_scanner).is_(False), col(Event.content_id).is_not(None))
-                .distinct()).all():
-            found.setdefault(lead_id, set()).add(content_id or "")
+        for chunk in in_chunks(lead_ids):
+            query = (select(Event.lead_id, Event.content_id)
+                     .where(col(Event.lead_id).in_(chunk),
+                            col(Event.type).in_(("click", "download")),
+                            col(Event.is_scanner).is_(False),
+                            col(Event.content_id).is_not(None)).distinct())
+            if since_recycle:
+                query = query.join(Lead, col(Lead.id) == col(Event.lead_id)).where(or_(
+                    and_(col(Lead.recycled_at).is_(None),
+                         col(Event.occurred_at) >= col(Lead.created_at)),
+                    col(Event.occurred_at) > col(Lead.recycled_at)))
+            for lead_id, content_id in self.session.exec(query).all():
+                found.setdefault(lead_id, set()).add(content_id or "")
         return found
 
     def score_entries(self, lead_id: int, kind: str | None = None) -> Sequence[ScoreEntry]:
