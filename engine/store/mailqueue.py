@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Update, bindparam, or_, update
@@ -50,21 +51,15 @@ _CLAIMED: tuple[Any, ...] = (
     MailOutbox.id, MailOutbox.lead_id, MailOutbox.kind, MailOutbox.category,
     MailOutbox.to_address, MailOutbox.subject, MailOutbox.message_id, MailOutbox.body_html,
     MailOutbox.body_text, MailOutbox.headers, MailOutbox.created_at, MailOutbox.attempts)
-_STATEMENTS: dict[str, Update] = {}
 
 
-def _statement(name: str) -> Update:
-    """The batch statements, built once."""
-    if not _STATEMENTS:
-        table = MailOutbox.__table__  # type: ignore[attr-defined]
-        _STATEMENTS["lease"] = (update(table).where(table.c.id.in_(bindparam("ids",
-                                                                              expanding=True)))
-                                .values(status="sending", lease_owner=bindparam("owner"),
-                                        lease_until=bindparam("until")))
-        _STATEMENTS["renew"] = (update(table).where(table.c.lease_owner == bindparam("owner"),
-                                                    table.c.status == "sending")
-                                .values(lease_until=bindparam("until")))
-    return _STATEMENTS[name]
+@cache
+def _renew() -> Update:
+    """A sender's lease renewed on all the rows it holds (built once)."""
+    table = MailOutbox.__table__  # type: ignore[attr-defined]
+    return (update(table).where(table.c.lease_owner == bindparam("owner"),
+                                table.c.status == "sending")
+            .values(lease_until=bindparam("until")))
 
 
 def claim(session: Session, *, now: datetime, owner: str, lease_until: datetime, limit: int,
@@ -81,9 +76,8 @@ def claim(session: Session, *, now: datetime, owner: str, lease_until: datetime,
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = [Claimed(*row) for row in session.execute(query).all()]
-    if rows:
-        session.connection().execute(_statement("lease"), {
-            "ids": [row.id for row in rows], "owner": owner, "until": lease_until})
+    bulk.set_on(session, MailOutbox, [row.id for row in rows],
+                {"status": "sending", "lease_owner": owner, "lease_until": lease_until})
     return rows
 
 
@@ -114,8 +108,7 @@ def mark_data_started(session: Session, ids: Sequence[int], *, owner: str, now: 
                          {"data_started_at": now, "lease_until": lease_until},
                          where={"lease_owner": owner})
     if renew_batch:
-        session.connection().execute(_statement("renew"), {"owner": owner,
-                                                           "until": lease_until})
+        session.connection().execute(_renew(), {"owner": owner, "until": lease_until})
     if marked == len(ids):
         return set(ids)
     held = session.exec(select(MailOutbox.id).where(
