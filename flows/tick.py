@@ -14,6 +14,7 @@ from engine.store.database import session
 from engine.store.enrollments import due_steps
 from flows import runtime
 from flows.journeys import journey_tasks
+from flows.server import ensure_temporary_server
 
 
 @task(name="due-steps")
@@ -118,10 +119,12 @@ def no_heartbeats() -> Iterator[None]:
 
 def run_tick(now: datetime | None = None) -> list[dict[str, object]]:
     """One tick, as the scheduler and ``ripen tick`` run it."""
+    ensure_temporary_server()
     with no_heartbeats():
         return tick_flow(now)
 
 
 def run_maintenance() -> dict[str, Any]:
+    ensure_temporary_server()
     with no_heartbeats():
         return maintenance_flow()

@@ -27,6 +27,7 @@ from engine.consent import LEAD_SOURCES
 from engine.errors import ConfigError, RipenError
 from engine.settings import Settings, load_settings
 from engine.stages import BuyingStage
+from ripen import errorlog
 
 T = TypeVar("T")
 
@@ -234,6 +235,9 @@ def _prepare_prefect(settings: Settings) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_UI_ENABLED", "false")
+    # the temporary server's first start migrates its database: 20 s (Prefect's default) is
+    # too short on a busy two-core machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @app.command()
@@ -304,7 +308,8 @@ def run(
     scheduler = TickScheduler(tick=run_tick, every_seconds=tick_seconds or settings.tick_seconds,
                               clock=ripen_app.clock, status=status,
                               maintenance=run_maintenance,
-                              maintenance_seconds=settings.maintenance_seconds)
+                              maintenance_seconds=settings.maintenance_seconds,
+                              error_log=settings.var_dir / "log")
     api = create_app(ripen_app, status)
     out.print(f"ripen {ripen.__version__}: config {ripen_app.config.version}, "
               f"database {settings.effective_database_url}, mail {settings.effective_mail_url}")
@@ -1101,13 +1106,6 @@ def _plain_error(text: str) -> None:
 
 
 def _crash_log(text: str) -> Path:
-    folder = Path("var") / "log"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir())
-    path = folder / "ripen-error.log"
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(f"--- {datetime.now(UTC).isoformat()}\n{text}\n")
+    path = errorlog.record(text)
     logging.getLogger("ripen").error("unexpected error, see %s", path)
     return path

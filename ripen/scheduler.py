@@ -2,7 +2,8 @@
 
 Due-ness lives in our own indexed columns; APScheduler only says "tick now". A tick that
 overruns is not started twice (``max_instances=1``) and missed ticks collapse into one
-(``coalesce``).
+(``coalesce``). A failed tick or maintenance run is one line on the console (its traceback goes
+to the error log) and the next run tries again.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import logging
 import traceback
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.clock import Clock
+from ripen import errorlog
 from ripen.api.app import SchedulerStatus
 
 log = logging.getLogger("ripen.scheduler")
@@ -34,8 +37,10 @@ class TickScheduler:
     def __init__(self, *, tick: Callable[[], list[dict[str, object]]], every_seconds: int,
                  clock: Clock, status: SchedulerStatus,
                  maintenance: Callable[[], object] | None = None,
-                 maintenance_seconds: int = 900) -> None:
+                 maintenance_seconds: int = 900,
+                 error_log: Path = errorlog.DEFAULT_FOLDER) -> None:
         self._tick = tick
+        self._error_log = error_log
         self._clock = clock
         self.status = status
         self._scheduler = BackgroundScheduler(timezone="UTC")
@@ -50,11 +55,19 @@ class TickScheduler:
                 id="maintenance", max_instances=1, coalesce=True,
                 misfire_grace_time=maintenance_seconds)
 
+    def _failed(self, what: str, exc: Exception) -> str:
+        """Log one line for a failed run (the traceback goes to the error log); its summary."""
+        text = errorlog.summary(exc)
+        path = errorlog.record(traceback.format_exc(), self._error_log)
+        log.error("%s failed: %s (details in %s); the next %s tries again", what, text, path,
+                  what)
+        return text
+
     def _run_maintenance(self) -> None:
         try:
             self._maintenance()
-        except Exception:  # the next run tries again
-            log.error("maintenance failed:\n%s", traceback.format_exc())
+        except Exception as exc:
+            self._failed("maintenance", exc)
 
     def _run(self) -> None:
         started: datetime = self._clock()
@@ -62,8 +75,7 @@ class TickScheduler:
             self.status.due = self._tick()
             self.status.last_tick_error = None
         except Exception as exc:  # a failed tick must not stop the next one
-            self.status.last_tick_error = f"{type(exc).__name__}: {exc}"
-            log.error("tick failed:\n%s", traceback.format_exc())
+            self.status.last_tick_error = self._failed("tick", exc)
         finally:
             self.status.last_tick_at = started
 
