@@ -13,12 +13,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy import select as columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from engine.store import bulk, enrollments, mailqueue
+from engine.store import batched, bulk, enrollments, mailqueue
 from engine.store.bulk import in_chunks
 from engine.store.tables import (
     TABLES,
@@ -51,6 +51,7 @@ class UnitOfWork:
         # again (a round trip on PostgreSQL) each time.
         self._connection = self._engine.connect()
         self.session = Session(bind=self._connection, expire_on_commit=False)
+        batched.install(self.session)  # changed rows: one statement per table and columns
         self._later: dict[type[SQLModel], list[dict[str, Any]]] = {}
         return self
 
@@ -80,7 +81,10 @@ class UnitOfWork:
         return self._engine.dialect.name == "postgresql"
 
     def add(self, *rows: Any) -> None:
-        self.session.add_all(rows)
+        session = self.session
+        for row in rows:
+            if row not in session:  # for one already here, add() only walks its cascades
+                session.add(row)
 
     def flush(self) -> None:
         self.session.flush()
@@ -525,10 +529,19 @@ class UnitOfWork:
             bulk.insert(self.session, Event, [{"id": event_id, **row}
                                               for event_id, row in zip(ids, rows, strict=True)])
             return ids
-        table = Event.__table__  # type: ignore[attr-defined]
-        result = self.session.connection().execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-        return [row[0] for row in result.all()]
+        # SQLite: one executemany (SQLAlchemy would send an INSERT … RETURNING per row to
+        # keep the ids in order). The transaction holds SQLite's write lock from the first
+        # row on, so the rows get consecutive ids ending at last_insert_rowid().
+        bulk.insert(self.session, Event, rows)
+        connection = self.session.connection()
+        last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        first = last - len(rows) + 1
+        found = connection.exec_driver_sql(
+            "SELECT count(*) FROM event WHERE id BETWEEN ? AND ?", (first, last)).scalar_one()
+        if found != len(rows):
+            raise RuntimeError(f"event ids not consecutive: {found} of {len(rows)} rows "
+                               f"in {first}..{last}")
+        return list(range(first, last + 1))
 
     def stage_engagement(self, enrollments: Sequence[Enrollment]
                          ) -> dict[tuple[int, datetime], Counter[tuple[str, str | None]]]:
