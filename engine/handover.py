@@ -447,12 +447,14 @@ class HandoverService:
     def _webhooks(self, uow: UnitOfWork, handover: Handover, event_type: str,
                   payload: dict[str, Any], now: datetime) -> None:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        assert handover.id is not None
         for endpoint in self.sla.webhooks:
             if event_type in endpoint.events:
-                uow.add(WebhookDelivery(
-                    webhook_id=f"msg_{secrets.token_urlsafe(18)}", endpoint_id=endpoint.id,
-                    event_type=event_type, handover_id=handover.id, payload=body,
-                    next_attempt_at=now, created_at=now))
+                uow.insert_later(WebhookDelivery, {
+                    "webhook_id": f"msg_{secrets.token_urlsafe(18)}",
+                    "endpoint_id": endpoint.id, "event_type": event_type,
+                    "handover_id": handover.id, "payload": body, "next_attempt_at": now,
+                    "created_at": now})
 
     def _notify_rep(self, uow: UnitOfWork, handover: Handover, lead: Lead,
                     account: Account | None, score: Score, detail: str, now: datetime) -> None:
@@ -470,11 +472,12 @@ class HandoverService:
             "detail": detail, "grade": score.grade,
             "answer_url": f"{self.base_url}/h/{token}",
             "accept_by": handover.sla_due_at, "imprint": self.config.mail.imprint})
-        uow.add(MailOutbox(
-            idempotency_key=f"handover:{handover.public_id}:rep", lead_id=None,
-            kind="transactional", category="notification", to_address=str(rep.email),
-            subject=subject, message_id=new_message_id(self.config.mail.message_id_domain),
-            body_html=body_html, body_text=text, headers={}, created_at=now))
+        uow.insert_later(MailOutbox, {
+            "idempotency_key": f"handover:{handover.public_id}:rep", "lead_id": None,
+            "kind": "transactional", "category": "notification", "to_address": str(rep.email),
+            "subject": subject,
+            "message_id": new_message_id(self.config.mail.message_id_domain),
+            "body_html": body_html, "body_text": text, "headers": {}, "created_at": now})
 
     # --- sales feedback -----------------------------------------------------------------
 

@@ -520,6 +520,7 @@ class JourneyRuntime:
         """
         now = self.clock()
         with self.uow() as uow:
+            uow.plan_for_values()  # key and lead lookups in tables that keep growing
             seen = uow.event_keys([e.idempotency_key for e in events if e.idempotency_key])
             leads = uow.leads_by_id({e.lead_id for e in events})
             enrollments = uow.active_enrollments_of(list(leads))

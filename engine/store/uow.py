@@ -52,7 +52,7 @@ class UnitOfWork:
         self._connection = self._engine.connect()
         self.session = Session(bind=self._connection, expire_on_commit=False)
         batched.install(self.session)  # changed rows: one statement per table and columns
-        self._later: dict[type[SQLModel], list[dict[str, Any]]] = {}
+        self._later: dict[tuple[type[SQLModel], tuple[str, ...]], list[dict[str, Any]]] = {}
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -65,20 +65,33 @@ class UnitOfWork:
             self._connection.close()
 
     def commit(self) -> None:
-        for table, rows in self._later.items():
+        self.session.flush()  # rows written later may point at rows the ORM holds
+        for (table, _), rows in self._later.items():
             bulk.insert(self.session, table, rows)
         self._later.clear()
         self.session.commit()
 
     def insert_later(self, table: type[SQLModel], row: dict[str, Any]) -> None:
-        """A row nothing reads back in this transaction (stage history): written with the
-        others of its table in one statement at commit (dropped if the unit of work is
-        not committed)."""
-        self._later.setdefault(table, []).append(row)
+        """A row nothing reads back in this transaction (stage history, webhook deliveries,
+        notification mails): written with the others of its table and columns in one
+        statement at commit (dropped if the unit of work is not committed)."""
+        self._later.setdefault((table, tuple(row)), []).append(row)
 
     @property
     def postgres(self) -> bool:
         return self._engine.dialect.name == "postgresql"
+
+    def plan_for_values(self) -> None:
+        """PostgreSQL: plan this transaction's statements for the values they carry.
+
+        psycopg prepares a statement run five times, and PostgreSQL may then keep one generic
+        plan for it, made while the tables were small: a lookup of a thousand event keys
+        became a sequential scan comparing every row with every key (~250 ms per batch at
+        160k events, seen without autovacuum). Event ingestion looks up batches of keys in
+        tables that keep growing, so its plans are made for the values at hand."""
+        if self.postgres:
+            self.session.connection().exec_driver_sql(
+                "SET LOCAL plan_cache_mode = force_custom_plan")
 
     def add(self, *rows: Any) -> None:
         session = self.session

@@ -141,3 +141,20 @@ def test_batch_ingestion_returns_each_events_own_row_id(ripen_app: object) -> No
     assert first[0] is not None
     assert sorted(d.event_id for d in recorded if d) == \
         list(range(first[0].event_id + 1, first[0].event_id + 8))
+
+
+def test_ingestion_plans_for_its_values_only_in_its_own_transaction(migrated: Engine) -> None:
+    """On PostgreSQL a unit of work that asks for it plans its statements for their values
+    (force_custom_plan); the next transaction on the same connection is back to the
+    default. SQLite has no plan cache: nothing to set."""
+    with UnitOfWork(migrated) as uow:
+        uow.plan_for_values()
+        inside = uow.session.connection().exec_driver_sql(
+            "SHOW plan_cache_mode").scalar() if uow.postgres else None
+        uow.commit()
+        after = uow.session.connection().exec_driver_sql(
+            "SHOW plan_cache_mode").scalar() if uow.postgres else None
+    if migrated.dialect.name == "postgresql":
+        assert (inside, after) == ("force_custom_plan", "auto")
+    else:
+        assert (inside, after) == (None, None)
