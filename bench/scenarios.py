@@ -9,6 +9,8 @@ import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -239,10 +241,45 @@ def _settled_server_cpu() -> float:
         before = now
 
 
+@contextmanager
+def _engine_time(ripen: Any) -> Iterator[list[float]]:
+    """Seconds spent in the engine calls the tick flow's tasks make (on ``ripen``, and the
+    due-step query), summed into the yielded one-element list while the block runs."""
+    import flows.tick
+
+    spent = [0.0]
+
+    def timed(call: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - started
+        return run
+
+    owners = [(ripen.journeys, ("go_live", "run_step", "slowest_case")),
+              (ripen.handovers, ("qualify_due",)), (ripen, ("send_webhooks", "send_mail"))]
+    for owner, names in owners:
+        for name in names:
+            setattr(owner, name, timed(getattr(owner, name)))
+    query = flows.tick.due_steps
+    flows.tick.due_steps = timed(query)  # type: ignore[assignment]
+    try:
+        yield spent
+    finally:
+        flows.tick.due_steps = query  # type: ignore[assignment]
+        for owner, names in owners:
+            for name in names:
+                delattr(owner, name)
+
+
 def s4_prefect(backend: str) -> Figures:
-    """S1 as the real tick flow run, against the same tick without Prefect; and a
-    one-task-per-lead flow (the design we refuse) against it, per lead — counting the
-    Prefect server's CPU as well as the wall time of the flow itself."""
+    """S1 as the real tick flow run: Prefect's share of its wall time is what the flow run
+    spends outside the engine calls its tasks make (measured in the same run); the same tick
+    without Prefect is shown beside it. And a one-task-per-lead flow (the design we refuse)
+    against it, per lead — counting the Prefect server's CPU as well as the wall time of the
+    flow itself."""
     from prefect import flow, task
     from prefect.testing.utilities import prefect_test_harness
 
@@ -268,9 +305,11 @@ def s4_prefect(backend: str) -> Figures:
             seed(ripen, leads=S1_LEADS, due=S1_DUE)
             runtime.use(ripen)
             server_before = _settled_server_cpu()
-            started = time.perf_counter()
-            run_tick(NOW)
-            flowed = time.perf_counter() - started
+            with _engine_time(ripen) as engine_time:
+                started = time.perf_counter()
+                run_tick(NOW)
+                flowed = time.perf_counter() - started
+            in_engine = engine_time[0]
             flowed_server = _settled_server_cpu() - server_before
             with ripen.uow() as uow:
                 left = len(uow.session.exec(select(Enrollment).where(
@@ -306,13 +345,14 @@ def s4_prefect(backend: str) -> Figures:
             per_lead_server = _settled_server_cpu() - server_before
             ripen.send_mail()
         runtime.use(None)
-    share = max(0.0, flowed - plain) / flowed
+    share = (flowed - in_engine) / flowed
     batch_cost = (flowed + flowed_server) / S1_DUE
     lead_cost = (per_lead_wall + per_lead_server) / len(ids)
     return {"S4 Prefect share of a tick": {
         "value": share * 100, "unit": "%",
-        "detail": f"tick flow {flowed:.2f} s vs the same tick without Prefect {plain:.2f} s; "
-                  f"Prefect server CPU for the tick flow {flowed_server:.2f} s",
+        "detail": f"tick flow {flowed:.2f} s, of which {in_engine:.2f} s in the engine's calls; "
+                  f"the same tick without Prefect (another run) {plain:.2f} s; Prefect server "
+                  f"CPU for the tick flow {flowed_server:.2f} s",
         "targets": {"max": 10.0}},
         "S4 task per lead (slower per lead)": {
         "value": lead_cost / batch_cost, "unit": "×",
