@@ -8,7 +8,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
 from engine.store.tables import Enrollment, Lead
+from engine.store.uow import UnitOfWork
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = REPO / "tests" / "fixtures" / "minimal"
@@ -49,6 +52,15 @@ def lead(**fields: object) -> Lead:
     }
     values.update(fields)
     return Lead(**values)
+
+
+def saved_leads(engine: Engine, count: int, *, prefix: str = "lead") -> list[int]:
+    """``count`` confirmed leads committed to the database; their ids, in order."""
+    with UnitOfWork(engine) as uow:
+        people = [lead(email=f"{prefix}{n}@example.com") for n in range(count)]
+        uow.add(*people)
+        uow.commit()
+        return [p.id for p in people if p.id is not None]
 
 
 def enrollment(lead_id: int, **fields: object) -> Enrollment:

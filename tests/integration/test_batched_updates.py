@@ -15,7 +15,7 @@ from sqlmodel import select
 from engine.events import NewEvent
 from engine.store.tables import Account, Event, Lead
 from engine.store.uow import UnitOfWork
-from tests.factories import NOW, lead
+from tests.factories import NOW, saved_leads
 
 
 @contextmanager
@@ -35,18 +35,12 @@ def statements(engine: Engine) -> Iterator[list[tuple[str, int]]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def _leads(engine: Engine, count: int) -> list[int]:
-    with UnitOfWork(engine) as uow:
-        made = [lead(email=f"batch{n}@example.com") for n in range(count)]
-        uow.add(*made)
-        uow.commit()
-        return [m.id for m in made if m.id is not None]
 
 
 def test_changed_rows_go_out_in_one_statement_per_set_of_columns(migrated: Engine) -> None:
     """Thirty leads changed in three different ways (interleaved) cost three UPDATEs, and a
     new unit of work reads every value back."""
-    ids = _leads(migrated, 30)
+    ids = saved_leads(migrated, 30, prefix="batch")
     with statements(migrated) as seen, UnitOfWork(migrated) as uow:
         loaded = uow.leads_by_id(ids)
         for n, lead_id in enumerate(ids):
@@ -74,7 +68,7 @@ def test_changed_rows_go_out_in_one_statement_per_set_of_columns(migrated: Engin
 
 def test_a_value_set_back_to_what_it_was_writes_nothing(migrated: Engine) -> None:
     """A change undone before the flush sends no UPDATE."""
-    [lead_id] = _leads(migrated, 1)
+    [lead_id] = saved_leads(migrated, 1, prefix="batch")
     with statements(migrated) as seen, UnitOfWork(migrated) as uow:
         row = uow.leads_by_id([lead_id])[lead_id]
         before = row.funnel_stage
@@ -87,7 +81,7 @@ def test_a_value_set_back_to_what_it_was_writes_nothing(migrated: Engine) -> Non
 def test_a_foreign_key_to_a_row_of_the_same_flush_is_left_to_the_orm(migrated: Engine) -> None:
     """A lead pointed at an account that the same flush inserts: the ORM writes the account
     first (the key is checked at once), and the lead's other change goes with it."""
-    [lead_id] = _leads(migrated, 1)
+    [lead_id] = saved_leads(migrated, 1, prefix="batch")
     with UnitOfWork(migrated) as uow:
         row = uow.leads_by_id([lead_id])[lead_id]
         uow.add(Account(id=77, name="Neu GmbH", created_at=NOW))
@@ -102,7 +96,7 @@ def test_a_foreign_key_to_a_row_of_the_same_flush_is_left_to_the_orm(migrated: E
 
 def test_a_row_deleted_underneath_fails_the_whole_unit_of_work(migrated: Engine) -> None:
     """A changed row that is gone by the flush raises; nothing of the batch commits."""
-    ids = _leads(migrated, 2)
+    ids = saved_leads(migrated, 2, prefix="batch")
     with UnitOfWork(migrated) as uow:
         rows = uow.leads_by_id(ids)
         uow.session.connection().execute(text("DELETE FROM lead WHERE id = :id"),
@@ -122,7 +116,7 @@ def test_batch_ingestion_returns_each_events_own_row_id(ripen_app: object) -> No
     from engine.bootstrap import Ripen
 
     app: Ripen = ripen_app  # type: ignore[assignment]
-    ids = _leads(app.db, 3)
+    ids = saved_leads(app.db, 3, prefix="batch")
     first = app.journeys.record_events([NewEvent(lead_id=ids[0], type="visit",
                                                  idempotency_key="before")])
     batch = [NewEvent(lead_id=ids[n % 3], type=("visit", "click", "download")[n % 3],

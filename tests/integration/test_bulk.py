@@ -10,23 +10,14 @@ from sqlmodel import Session, col, select
 
 from engine.store import bulk
 from engine.store.tables import Lead, MailOutbox
-from engine.store.uow import UnitOfWork
-from tests.factories import NOW, lead
-
-
-def _leads(engine: Engine, count: int) -> list[int]:
-    with UnitOfWork(engine) as uow:
-        people = [lead(email=f"bulk{n}@example.com") for n in range(count)]
-        uow.add(*people)
-        uow.commit()
-        return [p.id for p in people if p.id is not None]
+from tests.factories import NOW, saved_leads
 
 
 def test_inserted_rows_read_back_as_the_orm_writes_them(migrated: Engine) -> None:
     """Rows written in one statement come back through the ORM with every value intact
     (the datetime as an aware UTC value, the JSON as written) and defaults filled in;
     nothing is written unless the transaction commits."""
-    [lead_id] = _leads(migrated, 1)
+    [lead_id] = saved_leads(migrated, 1, prefix="bulk")
     later = NOW + timedelta(hours=3, microseconds=17)
     rows = [{"idempotency_key": f"bulk:{n}", "lead_id": lead_id if n else None,
              "kind": "marketing", "to_address": f"x{n}@example.com", "subject": "Grüße",
@@ -52,7 +43,7 @@ def test_inserted_rows_read_back_as_the_orm_writes_them(migrated: Engine) -> Non
 def test_updates_match_their_columns_and_count_the_rows_changed(migrated: Engine) -> None:
     """Each row changes only where all its match columns agree; the count says how many
     did (the sender learns from it which DATA marks it still owned)."""
-    ids = _leads(migrated, 3)
+    ids = saved_leads(migrated, 3, prefix="bulk")
     with Session(migrated) as session:
         changed = bulk.update(session, Lead, [
             {"id": ids[0], "status": "confirmed", "mail_paused_until": NOW,
