@@ -15,6 +15,8 @@ import threading
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import get_current_settings
 
+from engine.errors import RipenError
+
 _lock = threading.Lock()
 
 
@@ -29,6 +31,12 @@ def ensure_temporary_server() -> None:
             return
         try:
             server.start()
-        except BaseException:
+        except BaseException as exc:
             server.stop()
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RipenError(
+                f"Prefect's temporary server did not start ({reason}); allow it more time "
+                "with PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL "
+                "to a running Prefect server") from exc
