@@ -65,6 +65,8 @@ def _verdict(figure: dict[str, Any]) -> str:
     if "share" in targets and figure.get("limit") and \
             value / figure["limit"] < targets["share"]:
         missed.append(f"target ≥ {targets['share']} of limit")
+    if "p99" in targets and figure.get("p99") is not None and figure["p99"] > targets["p99"]:
+        missed.append(f"target p99 ≤ {targets['p99']} s")
     figure["met"] = not missed
     return "targets met" if not missed else "MISSED " + ", ".join(missed)
 

@@ -146,10 +146,11 @@ def s3_events(backend: str) -> Figures:
             handovers = len(uow.session.exec(select(Lead).where(
                 Lead.sales_stage == "MQL")).all())  # type: ignore[arg-type]
     batches.sort()
+    p99 = batches[int(len(batches) * 0.99)]
     return {"S3 events": {
         "value": events / elapsed, "unit": "events/s", "baseline": sample / single,
-        "baseline_name": "one transaction per event",
-        "detail": f"p99 event→score visible ≤ {batches[int(len(batches) * 0.99)]:.2f} s "
+        "baseline_name": "one transaction per event", "p99": p99,
+        "detail": f"p99 event→score visible ≤ {p99:.2f} s "
                   f"(batches of {batch_size}); {handovers} handovers over {leads:,} leads, "
                   f"{events:,} events",
         "targets": {"value": 20_000, "ratio": 15, "p99": 1.0}}}
