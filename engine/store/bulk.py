@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Table
+from sqlalchemy import ARRAY, Column, ColumnElement, Table, any_, literal
 from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Session
 
@@ -31,6 +31,17 @@ def in_chunks(values: Iterable[T]) -> Iterator[list[T]]:
     wanted = sorted(set(values))
     for start in range(0, len(wanted), IN_CHUNK):
         yield wanted[start:start + IN_CHUNK]
+
+
+def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN (values)`` for a batch lookup. On PostgreSQL it is ``column = ANY(array)``:
+    one parameter, so the statement is the same for every batch and a generic plan of it
+    still uses the index (psycopg prepares a statement run five times; an ``IN`` list of 900
+    parameters then got a sequential scan comparing each row with each value)."""
+    wanted = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(wanted, ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(wanted)  # type: ignore[no-any-return]
 
 
 _STATEMENTS: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], str] = {}
@@ -186,4 +197,4 @@ def set_on(session: Session, model: Any, ids: Sequence[int], values: Mapping[str
     return int(connection.exec_driver_sql(sql, [{**common, "id": i} for i in ids]).rowcount)
 
 
-__all__ = ["IN_CHUNK", "in_chunks", "insert", "set_on", "update"]
+__all__ = ["IN_CHUNK", "among", "in_chunks", "insert", "set_on", "update"]

@@ -17,6 +17,7 @@ from sqlalchemy import Select, func
 from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
+from engine.store import bulk
 from engine.store.bulk import in_chunks
 from engine.store.tables import Account, Enrollment, Lead
 
@@ -118,7 +119,8 @@ def claim_due(db: Session, *, journey_id: str, version: str, step_id: str, now: 
 def recipients(db: Session, lead_ids: Iterable[int]) -> dict[int, Recipient]:
     found: dict[int, Recipient] = {}
     for chunk in in_chunks(lead_ids):
-        for row in db.execute(columns(*_RECIPIENT).where(col(Lead.id).in_(chunk))).all():
+        query = columns(*_RECIPIENT).where(bulk.among(db, col(Lead.id), chunk))
+        for row in db.execute(query).all():
             found[row[0]] = Recipient(*row)
     return found
 
@@ -127,6 +129,6 @@ def account_names(db: Session, account_ids: Iterable[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     for chunk in in_chunks(account_ids):
         found.update({account_id: name for account_id, name in db.exec(
-            select(Account.id, Account.name).where(col(Account.id).in_(chunk))).all()
+            select(Account.id, Account.name).where(bulk.among(db, col(Account.id), chunk))).all()
             if account_id is not None})
     return found

@@ -72,7 +72,7 @@ def claim(session: Session, *, now: datetime, owner: str, lease_until: datetime,
                         col(MailOutbox.next_attempt_at) <= now))
              .order_by(col(MailOutbox.id)).limit(limit))
     if ids is not None:
-        query = query.where(col(MailOutbox.id).in_(list(ids)))
+        query = query.where(bulk.among(session, col(MailOutbox.id), ids))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = [Claimed(*row) for row in session.execute(query).all()]
@@ -88,7 +88,8 @@ def claimed_by_key(session: Session, rows: Sequence[dict[str, Any]]) -> list[Cla
     for chunk in in_chunks(row["idempotency_key"] for row in rows):
         ids.update({key: row_id for row_id, key in session.exec(
             select(MailOutbox.id, MailOutbox.idempotency_key).where(
-                col(MailOutbox.idempotency_key).in_(chunk))).all() if row_id is not None})
+                bulk.among(session, col(MailOutbox.idempotency_key), chunk))).all()
+            if row_id is not None})
     return [Claimed(id=ids[row["idempotency_key"]], lead_id=row["lead_id"], kind=row["kind"],
                     category=row["category"], to_address=row["to_address"],
                     subject=row["subject"], message_id=row["message_id"],
@@ -112,7 +113,7 @@ def mark_data_started(session: Session, ids: Sequence[int], *, owner: str, now: 
     if marked == len(ids):
         return set(ids)
     held = session.exec(select(MailOutbox.id).where(
-        col(MailOutbox.id).in_(list(ids)), col(MailOutbox.lease_owner) == owner)).all()
+        bulk.among(session, col(MailOutbox.id), ids), col(MailOutbox.lease_owner) == owner)).all()
     return {row_id for row_id in held if row_id is not None}
 
 
@@ -134,7 +135,7 @@ def lead_states(session: Session, lead_ids: Iterable[int]) -> dict[int, LeadStat
     for chunk in in_chunks(lead_ids):
         for lead_id, status, paused in session.exec(
                 select(Lead.id, Lead.status, Lead.mail_paused_until).where(
-                    col(Lead.id).in_(chunk))).all():
+                    bulk.among(session, col(Lead.id), chunk))).all():
             if lead_id is not None:
                 found[lead_id] = LeadState(status, paused)
     return found

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from engine.store import bulk
 from engine.store.bulk import in_chunks
 from engine.store.tables import (
     ConsentRecord,
@@ -33,7 +34,7 @@ def handovers_of(session: Session, lead_ids: list[int]) -> dict[int, list[Handov
     found: dict[int, list[Handover]] = {}
     for chunk in in_chunks(lead_ids):
         for handover in session.exec(select(Handover).where(
-                col(Handover.lead_id).in_(chunk))).all():
+                bulk.among(session, col(Handover.lead_id), chunk))).all():
             found.setdefault(handover.lead_id, []).append(handover)
     return found
 
@@ -71,7 +72,7 @@ def stage_entries_of(session: Session, lead_ids: list[int]) -> dict[int, list[St
     found: dict[int, list[StageEntry]] = {}
     for chunk in in_chunks(lead_ids):
         for entry in session.exec(select(StageEntry).where(
-                col(StageEntry.lead_id).in_(chunk)).order_by(
+                bulk.among(session, col(StageEntry.lead_id), chunk)).order_by(
                 col(StageEntry.lead_id), col(StageEntry.entered_at), col(StageEntry.id))).all():
             found.setdefault(entry.lead_id, []).append(entry)
     return found
@@ -102,7 +103,7 @@ def sent_content_of(session: Session, lead_ids: list[int]) -> dict[int, list[Sen
     found: dict[int, list[SentContent]] = {}
     for chunk in in_chunks(lead_ids):
         for row in session.exec(select(SentContent).where(
-                col(SentContent.lead_id).in_(chunk)).order_by(
+                bulk.among(session, col(SentContent.lead_id), chunk)).order_by(
                 col(SentContent.sent_at), col(SentContent.id))).all():
             found.setdefault(row.lead_id, []).append(row)
     return found
@@ -192,7 +193,8 @@ def sales_stages_of(session: Session, lead_ids: list[int]) -> dict[int, set[str]
     found: dict[int, set[str]] = {}
     for chunk in in_chunks(lead_ids):
         for lead_id, data in session.exec(select(Event.lead_id, Event.data).where(
-                col(Event.type) == "sales_stage", col(Event.lead_id).in_(chunk))).all():
+                col(Event.type) == "sales_stage",
+                bulk.among(session, col(Event.lead_id), chunk))).all():
             stage = (data or {}).get("stage")
             if isinstance(stage, str):
                 found.setdefault(lead_id, set()).add(stage)

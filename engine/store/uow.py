@@ -93,6 +93,9 @@ class UnitOfWork:
             self.session.connection().exec_driver_sql(
                 "SET LOCAL plan_cache_mode = force_custom_plan")
 
+    def _among(self, column: Any, values: Iterable[Any]) -> Any:
+        return bulk.among(self.session, column, values)
+
     def add(self, *rows: Any) -> None:
         session = self.session
         for row in rows:
@@ -157,7 +160,7 @@ class UnitOfWork:
         found: dict[str, str] = {}
         for chunk in in_chunks(hashes):
             rows = self.session.exec(select(Suppression.email_hash, Suppression.reason).where(
-                col(Suppression.email_hash).in_(chunk))).all()
+                self._among(col(Suppression.email_hash), chunk))).all()
             found.update({digest: reason for digest, reason in rows})
         return found
 
@@ -262,7 +265,7 @@ class UnitOfWork:
                owner: str, lease_until: datetime) -> list[Any]:
         """Lock the rows ``query`` selects (SKIP LOCKED on PostgreSQL) and lease them."""
         if ids is not None:
-            query = query.where(col(table.id).in_(list(ids)))
+            query = query.where(self._among(col(table.id), ids))
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
         rows = list(self.session.exec(query).all())
@@ -330,27 +333,28 @@ class UnitOfWork:
         return list(self.session.exec(query).all())
 
     def leads_by_id(self, ids: Iterable[int]) -> dict[int, Lead]:
-        rows = self.session.exec(select(Lead).where(col(Lead.id).in_(list(ids)))).all()
+        rows = self.session.exec(select(Lead).where(self._among(col(Lead.id), ids))).all()
         return {row.id: row for row in rows if row.id is not None}
 
     def accounts_by_id(self, ids: Iterable[int]) -> dict[int, Account]:
         found: dict[int, Account] = {}
         for chunk in in_chunks(i for i in ids if i is not None):
-            for row in self.session.exec(select(Account).where(col(Account.id).in_(chunk))):
+            for row in self.session.exec(
+                    select(Account).where(self._among(col(Account.id), chunk))):
                 if row.id is not None:
                     found[row.id] = row
         return found
 
     def sent_content_of(self, lead_ids: Iterable[int]) -> set[tuple[int, str]]:
         rows = self.session.exec(select(SentContent.lead_id, SentContent.content_id)
-                                 .where(col(SentContent.lead_id).in_(list(lead_ids)))).all()
+                                 .where(self._among(col(SentContent.lead_id), lead_ids))).all()
         return {(lead_id, content_id) for lead_id, content_id in rows}
 
     def marketing_sends_since(self, lead_ids: Iterable[int],
                               since: datetime) -> dict[int, list[datetime]]:
         rows = self.session.exec(
             select(MailOutbox.lead_id, MailOutbox.created_at)
-            .where(col(MailOutbox.lead_id).in_(list(lead_ids)),
+            .where(self._among(col(MailOutbox.lead_id), lead_ids),
                    col(MailOutbox.kind) == "marketing",
                    col(MailOutbox.status).not_in(("suppressed", "failed")),
                    col(MailOutbox.created_at) > since)).all()
@@ -440,7 +444,7 @@ class UnitOfWork:
     def score_entries_of(self, lead_ids: list[int]) -> dict[int, list[ScoreEntry]]:
         found: dict[int, list[ScoreEntry]] = {}
         for entry in self.session.exec(select(ScoreEntry).where(
-                col(ScoreEntry.lead_id).in_(lead_ids))
+                self._among(col(ScoreEntry.lead_id), lead_ids))
                 .order_by(col(ScoreEntry.created_at), col(ScoreEntry.id))).all():
             found.setdefault(entry.lead_id, []).append(entry)
         return found
@@ -451,7 +455,8 @@ class UnitOfWork:
         for chunk in in_chunks(lead_ids):
             for lead_id, rule_id, points in self.session.exec(
                     select(ScoreEntry.lead_id, ScoreEntry.rule_id, func.sum(ScoreEntry.delta))
-                    .where(col(ScoreEntry.lead_id).in_(chunk), ScoreEntry.kind == "explicit")
+                    .where(self._among(col(ScoreEntry.lead_id), chunk),
+                           ScoreEntry.kind == "explicit")
                     .group_by(col(ScoreEntry.lead_id), col(ScoreEntry.rule_id))).all():
                 found.setdefault(lead_id, {})[rule_id] = float(points)
         return found
@@ -463,7 +468,7 @@ class UnitOfWork:
         for chunk in in_chunks(lead_ids):
             for lead_id, at, points in self.session.exec(
                     select(ScoreEntry.lead_id, ScoreEntry.created_at, ScoreEntry.delta)
-                    .where(col(ScoreEntry.lead_id).in_(chunk),
+                    .where(self._among(col(ScoreEntry.lead_id), chunk),
                            ScoreEntry.kind == "implicit")).all():
                 found.setdefault(lead_id, []).append((at, points))
         return found
@@ -476,7 +481,7 @@ class UnitOfWork:
         found: dict[int, set[str]] = {}
         for chunk in in_chunks(lead_ids):
             query = (select(Event.lead_id, Event.content_id)
-                     .where(col(Event.lead_id).in_(chunk),
+                     .where(self._among(col(Event.lead_id), chunk),
                             col(Event.type).in_(("click", "download")),
                             col(Event.is_scanner).is_(False),
                             col(Event.content_id).is_not(None)).distinct())
@@ -498,7 +503,7 @@ class UnitOfWork:
 
     def outbox_ids_by_key(self, keys: Sequence[str]) -> list[int]:
         return [row_id for row_id in self.session.exec(select(MailOutbox.id).where(
-            col(MailOutbox.idempotency_key).in_(list(keys)))).all() if row_id is not None]
+            self._among(col(MailOutbox.idempotency_key), keys))).all() if row_id is not None]
 
     def outbox_by_message_id(self, message_id: str) -> MailOutbox | None:
         return self.session.exec(
@@ -509,14 +514,14 @@ class UnitOfWork:
         found: set[str] = set()
         for chunk in in_chunks(keys):
             found.update(k for k in self.session.exec(select(Event.idempotency_key).where(
-                col(Event.idempotency_key).in_(chunk))).all() if k)
+                self._among(col(Event.idempotency_key), chunk))).all() if k)
         return found
 
     def active_enrollments_of(self, lead_ids: list[int]) -> dict[int, list[Enrollment]]:
         found: dict[int, list[Enrollment]] = {}
         for chunk in in_chunks(lead_ids):
             for enrollment in self.session.exec(select(Enrollment).where(
-                    col(Enrollment.lead_id).in_(chunk),
+                    self._among(col(Enrollment.lead_id), chunk),
                     col(Enrollment.status) == "active").order_by(col(Enrollment.id))).all():
                 found.setdefault(enrollment.lead_id, []).append(enrollment)
         return found
@@ -524,7 +529,8 @@ class UnitOfWork:
     def leads_by_email(self, emails: Iterable[str]) -> dict[str, Lead]:
         found: dict[str, Lead] = {}
         for chunk in in_chunks(emails):
-            for lead in self.session.exec(select(Lead).where(col(Lead.email).in_(chunk))).all():
+            for lead in self.session.exec(
+                    select(Lead).where(self._among(col(Lead.email), chunk))).all():
                 if lead.email is not None:
                     found[lead.email] = lead
         return found
@@ -566,7 +572,7 @@ class UnitOfWork:
             rows = self.session.exec(
                 select(Enrollment.id, Event.type, Event.content_id, func.count())
                 .join(Event, col(Event.lead_id) == col(Enrollment.lead_id))
-                .where(col(Enrollment.id).in_(chunk),
+                .where(self._among(col(Enrollment.id), chunk),
                        col(Event.occurred_at) >= col(Enrollment.stage_entered_at),
                        col(Event.is_scanner).is_(False))
                 .group_by(col(Enrollment.id), col(Event.type), col(Event.content_id))).all()
@@ -590,7 +596,7 @@ class UnitOfWork:
     def delete_webhooks_of(self, handover_ids: Sequence[int]) -> None:
         if handover_ids:
             self.session.execute(delete(WebhookDelivery).where(
-                col(WebhookDelivery.handover_id).in_(list(handover_ids))))
+                self._among(col(WebhookDelivery.handover_id), handover_ids)))
 
     def handovers_of(self, lead_id: int) -> Sequence[Handover]:
         return self.session.exec(select(Handover).where(Handover.lead_id == lead_id)
@@ -609,7 +615,7 @@ class UnitOfWork:
         found: dict[int, list[Enrollment]] = {}
         for chunk in in_chunks(lead_ids):
             for enrollment in self.session.exec(
-                    select(Enrollment).where(col(Enrollment.lead_id).in_(chunk))
+                    select(Enrollment).where(self._among(col(Enrollment.lead_id), chunk))
                     .order_by(col(Enrollment.started_at), col(Enrollment.id))).all():
                 found.setdefault(enrollment.lead_id, []).append(enrollment)
         return found
@@ -620,7 +626,7 @@ class UnitOfWork:
         found: dict[int, list[Contact]] = {}
         for chunk in in_chunks(account_ids):
             for row in self.session.execute(
-                    columns(*_CONTACT).where(col(Lead.account_id).in_(chunk),
+                    columns(*_CONTACT).where(self._among(col(Lead.account_id), chunk),
                                              col(Lead.email).is_not(None))
                     .order_by(col(Lead.id))).all():
                 contact = Contact(*row)
@@ -637,7 +643,7 @@ class UnitOfWork:
                     columns(col(Event.lead_id), col(Event.type), col(Event.content_id),
                             col(Event.stage), col(Event.occurred_at))
                     .join(Lead, col(Lead.id) == col(Event.lead_id))
-                    .where(col(Event.lead_id).in_(chunk), col(Event.is_scanner).is_(False),
+                    .where(self._among(col(Event.lead_id), chunk), col(Event.is_scanner).is_(False),
                            col(Event.occurred_at) >= col(Lead.created_at))
                     .order_by(col(Event.occurred_at), col(Event.id))).all():
                 found.setdefault(row[0], []).append(EventRow(*row[1:]))
