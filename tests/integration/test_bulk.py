@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from engine.store import bulk
 from engine.store.tables import Lead, MailOutbox
+from engine.store.uow import UnitOfWork
 from tests.factories import NOW, saved_leads
 
 
@@ -63,3 +65,33 @@ def test_updates_match_their_columns_and_count_the_rows_changed(migrated: Engine
             found[ids[1]].tracking_consent) == ("unsubscribed", None, False)
     assert found[ids[2]].status == "confirmed"  # untouched: its email did not match
     assert found[ids[1]].email == "bulk1@example.com"
+
+
+def test_a_batch_lookup_is_one_array_parameter_on_postgresql(migrated: Engine) -> None:
+    """Looking up a batch by id is one statement: `= ANY(array)` with a single parameter on
+    PostgreSQL (the same statement for any batch, whose prepared plan keeps the index), an
+    IN list on SQLite; unknown ids are simply not found."""
+    ids = saved_leads(migrated, 5, prefix="among")
+    seen: list[tuple[str, object]] = []
+
+    def record(conn: object, cursor: object, sql: str, params: object, context: object,
+               executemany: bool) -> None:
+        if "FROM lead" in sql:
+            seen.append((sql, params))
+
+    event.listen(migrated, "before_cursor_execute", record)
+    try:
+        with UnitOfWork(migrated) as uow:
+            found = uow.leads_by_id([*ids, 10_000_000])
+    finally:
+        event.remove(migrated, "before_cursor_execute", record)
+    [(sql, params)] = seen
+    assert sorted(found) == ids
+    if migrated.dialect.name == "postgresql":
+        assert "= ANY (" in sql or "= ANY(" in sql, sql
+        assert isinstance(params, dict)
+        assert len(params) == 1
+        assert sorted(next(iter(params.values()))) == [*ids, 10_000_000]
+    else:
+        assert " IN (" in sql, sql
+        assert len(params) == 6  # type: ignore[arg-type]
