@@ -54,10 +54,12 @@ def lead(**fields: object) -> Lead:
     return Lead(**values)
 
 
-def saved_leads(engine: Engine, count: int, *, prefix: str = "lead") -> list[int]:
-    """``count`` confirmed leads committed to the database; their ids, in order."""
+def saved_leads(engine: Engine, count: int, *, prefix: str = "lead",
+                **fields: object) -> list[int]:
+    """``count`` confirmed leads (with ``fields`` on each) committed to the database; their
+    ids, in order."""
     with UnitOfWork(engine) as uow:
-        people = [lead(email=f"{prefix}{n}@example.com") for n in range(count)]
+        people = [lead(email=f"{prefix}{n}@example.com", **fields) for n in range(count)]
         uow.add(*people)
         uow.commit()
         return [p.id for p in people if p.id is not None]

@@ -12,19 +12,14 @@ from sqlmodel import select
 from engine.bootstrap import Ripen
 from engine.events import NewEvent
 from engine.store.tables import Lead, ScoreEntry
-from tests.factories import lead
+from tests.factories import saved_leads
 
 KINDS = ("click", "download", "visit", "open", "webinar_attended")
 
 
 def _leads(app: Ripen, count: int) -> list[int]:
     """Confirmed leads that never qualify (no persona fit, so no handover takes them)."""
-    with app.uow() as uow:
-        people = [lead(email=f"run{n}@example.com", job_title="Hausmeister")
-                  for n in range(count)]
-        uow.add(*people)
-        uow.commit()
-        return [p.id for p in people if p.id is not None]
+    return saved_leads(app.db, count, prefix="run", job_title="Hausmeister")
 
 
 def _ledger_implicit(app: Ripen, lead_id: int) -> float:
