@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import ClassVar
 
 from engine.errors import RipenError
 from engine.mail.message import check_header
@@ -22,6 +23,8 @@ class ProfileError(RipenError):
 @dataclass(frozen=True)
 class AccountFacts:
     """The company's facts explicit scoring uses; ``None`` means "not told"."""
+
+    NAMES: ClassVar[tuple[str, ...]] = ("industry", "company_size", "region")
 
     industry: str | None = None
     company_size: int | None = None
@@ -82,7 +85,7 @@ def attach_account(uow: UnitOfWork, lead: Lead, company: str | None, facts: Acco
             raise ProfileError("industry, company size and region belong to the lead's "
                                "company: give the company name too")
         return None
-    for name in ("industry", "company_size", "region"):
+    for name in AccountFacts.NAMES:
         value = getattr(facts, name)
         if value is not None and (overwrite or getattr(account, name) is None):
             setattr(account, name, value)

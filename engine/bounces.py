@@ -27,6 +27,8 @@ from pathlib import Path
 from engine.addresses import address_hash
 from engine.clock import Clock
 from engine.config.mail import Bounces
+from engine.consent import close_requests
+from engine.consent_states import Request, move
 from engine.errors import RipenError
 from engine.store.tables import ConsentRecord, Event, Lead
 from engine.store.uow import UnitOfWork, UowFactory
@@ -233,10 +235,12 @@ def _stop(uow: UnitOfWork, lead: Lead, reason: str, now: datetime) -> None:
         # A spam complaint is a withdrawal of consent; the ledger says so.
         uow.add(ConsentRecord(lead_id=lead.id, purpose="email_marketing", action="withdrawn",
                               method="complaint", occurred_at=now))
-    if lead.status in ("confirmed", "pending"):
-        lead.status = "suppressed"
-        lead.updated_at = now
-        uow.add(lead)
+    to = move(lead.status, Request.COMPLAINT if reason == "complaint" else Request.BOUNCE)
+    if to is not None:
+        lead.status = to
+    close_requests(lead)  # an old confirmation link must not undo this
+    lead.updated_at = now
+    uow.add(lead)
     uow.cancel_marketing_mail(lead.id, reason)
     uow.end_enrollments(lead.id, reason, now)
 

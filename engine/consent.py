@@ -12,17 +12,19 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from engine.accounts import AccountFacts, attach_account
 from engine.addresses import InvalidAddress, address_hash, normalise_email
 from engine.clock import Clock
 from engine.config.compiler import CompiledConfig
 from engine.config.consent import ConsentText
+from engine.consent_states import Request as ConsentRequest
+from engine.consent_states import Status, move
 from engine.errors import RipenError
 from engine.mail.message import check_header, new_message_id
 from engine.mail.render import Renderer
@@ -93,7 +95,11 @@ class SignUpResult:
 
 class Confirmation(StrEnum):
     CONFIRMED = "confirmed"
+    UPDATED = "details_confirmed"  # a confirmed lead confirmed the details it gave again
     ALREADY = "already_confirmed"
+    #: The link's request was closed: withdrawn (unsubscribe, complaint, bounce) after it
+    #: was sent, or replaced by a newer one. It confirms nothing; signing up again does.
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)
@@ -151,19 +157,23 @@ class ConsentService:
                 uow.commit()
                 return SignUpResult(Answer.RATE_LIMITED, retry_after=retry)
 
+            lead = uow.lead_by_email(email)
+            status = Status(lead.status) if lead is not None else Status.NEW
+            kind = ConsentRequest.SIGN_UP if request.by_the_person else ConsentRequest.PUSH
             suppressed = uow.suppression(digest)
-            if suppressed is not None and (suppressed.reason not in LIFTABLE
-                                           or not request.by_the_person):
+            if move(status, kind) is None or (suppressed is not None and (
+                    suppressed.reason not in LIFTABLE or not request.by_the_person)):
                 uow.commit()  # keep the attempt; say the same as always
                 return SignUpResult(Answer.ACCEPTED, LeadState.SUPPRESSED)
 
-            lead = uow.lead_by_email(email)
             if lead is not None and lead.id is not None:
                 # A second sign-up of a known address merges into its lead (data quality).
                 uow.add(Event(lead_id=lead.id, type="signup_merged", source=request.source,
                               data={"form": request.form}, occurred_at=now, recorded_at=now))
-            if lead is not None and lead.status == "confirmed":
-                _merge_profile(lead, request, now)
+            if lead is not None and status is Status.CONFIRMED and not request.by_the_person:
+                # An import or a system with an API key: trusted to update the profile.
+                _merge_profile(lead, _profile_of(request))
+                lead.updated_at = now
                 attach_account(uow, lead, request.company, request.account, now,
                                overwrite=False)
                 lead.qualify_at = now  # what changed is scored on the next tick
@@ -180,22 +190,28 @@ class ConsentService:
                 uow.commit()
                 return SignUpResult(Answer.ACCEPTED, LeadState.CONFIRMED)
 
-            state = LeadState.PENDING if lead is not None else LeadState.NEW
-            if lead is None:
-                lead = Lead(public_id=secrets.token_urlsafe(16), email=email,
-                            status="pending", created_at=now, updated_at=now,
-                            source=request.source, campaign=request.campaign)
-            lead.status = "pending"
-            _merge_profile(lead, request, now)
-            attach_account(uow, lead, request.company, request.account, now, overwrite=False)
-            if request.customer_journey is not None:
-                _mark_customer(lead, request)
-            if lead.doi_nonce is None or lead.doi_requested_at is None or \
-                    now - lead.doi_requested_at > self.config.consent.doi.link_valid_for:
-                lead.doi_nonce = secrets.token_urlsafe(16)
-                lead.doi_requested_at = now
-                lead.doi_reminded_at = None
-            lead.consent_version = request.consent_version
+            if lead is not None and status is Status.CONFIRMED:
+                # Somebody typed a confirmed address into the public form: what they wrote
+                # waits until the address confirms it; nothing changes before.
+                state = LeadState.CONFIRMED
+                self._open_request(lead, now)
+                lead.pending_profile = {**(lead.pending_profile or {}),
+                                        **_profile_of(request)}
+            else:
+                state = LeadState.PENDING if lead is not None else LeadState.NEW
+                if lead is None:
+                    lead = Lead(public_id=secrets.token_urlsafe(16), email=email,
+                                status="pending", created_at=now, updated_at=now,
+                                source=request.source, campaign=request.campaign)
+                lead.status = Status.PENDING
+                _merge_profile(lead, _profile_of(request))
+                attach_account(uow, lead, request.company, request.account, now,
+                               overwrite=False)
+                if request.customer_journey is not None:
+                    _mark_customer(lead, request)
+                self._open_request(lead, now)
+                lead.consent_version = request.consent_version
+            lead.updated_at = now
             uow.add(lead)
             uow.flush()
             assert lead.id is not None
@@ -207,7 +223,8 @@ class ConsentService:
                     text_sha256=hashlib.sha256(shown.encode("utf-8")).hexdigest(),
                     text_shown=shown, form=request.form, source=request.source,
                     campaign=request.campaign, language=request.language,
-                    ip=request.ip, user_agent=_clip(request.user_agent, 512), occurred_at=now))
+                    ip=request.ip, user_agent=_clip(request.user_agent, 512),
+                    request_id=lead.doi_nonce, occurred_at=now))
             if request.content is not None:
                 # The first action: which content the person asked for decides the stage
                 # the journey starts at once the address is confirmed.
@@ -215,10 +232,21 @@ class ConsentService:
                               content_id=request.content, source=request.source,
                               stage=_first_stage(self.config, request.content),
                               data={"form": request.form}, occurred_at=now, recorded_at=now))
-            row = self._doi_mail(uow, lead, now, reminder=False)
+            row = self._doi_mail(uow, lead, now, reminder=False,
+                                 update=state is LeadState.CONFIRMED)
             uow.commit()
             assert row.id is not None
             return SignUpResult(Answer.ACCEPTED, state, send_now=[row.id])
+
+    def _open_request(self, lead: Lead, now: datetime) -> None:
+        """The lead's open confirmation request: kept while its link is valid, else new."""
+        if lead.doi_nonce is None or lead.doi_requested_at is None or \
+                now - lead.doi_requested_at > self.config.consent.doi.link_valid_for:
+            lead.doi_nonce = secrets.token_urlsafe(16)
+            lead.doi_requested_at = now
+            lead.doi_reminded_at = None
+            if lead.status == Status.CONFIRMED:
+                lead.pending_profile = None  # details of an expired request are dropped
 
     def _count_refused(self, request: SignUp, reason: str, now: datetime) -> None:
         """A refused address counts as an attempt (rate limits) and for data quality; only
@@ -290,24 +318,27 @@ class ConsentService:
                                + ", ".join(stages))
 
     def _doi_mail(self, uow: UnitOfWork, lead: Lead, now: datetime, *,
-                  reminder: bool) -> MailOutbox:
+                  reminder: bool, update: bool = False) -> MailOutbox:
+        """The confirmation mail of the lead's open request (``update``: a confirmed lead's
+        new details wait for it)."""
         rules = self.config.consent.doi
         assert lead.doi_nonce is not None
         assert lead.doi_requested_at is not None
         token = self.tokens.dumps(Purpose.DOI, lead.doi_nonce, now=lead.doi_requested_at)
-        subject = rules.reminder_subject if reminder else rules.subject
+        subject = rules.update_subject if update else \
+            rules.reminder_subject if reminder else rules.subject
+        category = "doi_update" if update else "doi_reminder" if reminder else "doi"
         html, text = self.renderer.render("transactional/doi_confirm", {
             "subject": subject,
+            "update": update,
             "lead": {"language": lead.language, "first_name": lead.first_name},
             "confirm_url": f"{self.base_url}/confirm/{token}",
             "valid_days": rules.link_valid_for.days,
             "imprint": self.config.mail.imprint,
         })
         row = MailOutbox(
-            idempotency_key=f"{'doi_reminder' if reminder else 'doi'}:{lead.public_id}:"
-                            f"{secrets.token_hex(8)}",
-            lead_id=lead.id, kind="transactional",
-            category="doi_reminder" if reminder else "doi", to_address=lead.email,
+            idempotency_key=f"{category}:{lead.public_id}:{secrets.token_hex(8)}",
+            lead_id=lead.id, kind="transactional", category=category, to_address=lead.email,
             subject=subject, message_id=new_message_id(self.config.mail.message_id_domain),
             body_html=html, body_text=text, headers=self.unsubscribe_headers(lead, now),
             status="pending", created_at=now)
@@ -325,60 +356,82 @@ class ConsentService:
 
     def confirm(self, token: str, *, ip: str | None, user_agent: str | None,
                 method: str = "doi-button") -> Confirmation:
-        """The POST behind the confirmation button. Raises TokenInvalid / TokenExpired."""
+        """The POST behind the confirmation button. Raises TokenInvalid / TokenExpired.
+
+        A link confirms the request it was sent for, once, and only while that request is
+        open: an unsubscribe, a complaint, a bounce or a newer request closes it, so an old
+        link never undoes a withdrawal (see ``engine.consent_states``)."""
         now = self.clock()
-        nonce = self.tokens.loads(Purpose.DOI, token, now=now,
-                                  max_age=self.config.consent.doi.link_valid_for)
+        request_id = self.tokens.loads(Purpose.DOI, token, now=now,
+                                       max_age=self.config.consent.doi.link_valid_for)
         with self.uow() as uow:
-            lead = uow.lead_by_nonce(nonce)
-            if lead is None or lead.email is None:
+            records = uow.consent_request(request_id)
+            lead = uow.session.get(Lead, records[0].lead_id) if records else None
+            if lead is None or lead.email is None or lead.id is None:
                 raise TokenInvalid("the link is not valid")
-            if lead.status == "confirmed":
-                return Confirmation.ALREADY
-            assert lead.id is not None
-            records = uow.consent_records(lead.id)
-            last_confirmed = max((r.occurred_at for r in records
-                                  if r.action in ("confirmed", "withdrawn")), default=None)
-            requested = [r for r in records if r.action == "requested"
-                         and (last_confirmed is None or r.occurred_at >= last_confirmed)]
-            purposes = {r.purpose: r for r in requested}
-            for purpose, asked in sorted(purposes.items()):
+            if any(r.action == "confirmed" for r in records):
+                return (Confirmation.ALREADY if lead.status == Status.CONFIRMED
+                        else Confirmation.CLOSED)
+            suppressed = uow.suppression(address_hash(lead.email))
+            if lead.doi_nonce != request_id or move(lead.status, ConsentRequest.CONFIRM) \
+                    is None or (suppressed is not None and suppressed.reason not in LIFTABLE):
+                return Confirmation.CLOSED
+            asked = {r.purpose: r for r in records if r.action == "requested"}  # latest last
+            for purpose, record in sorted(asked.items()):
                 uow.add(ConsentRecord(
                     lead_id=lead.id, purpose=purpose, action="confirmed",
-                    text_version=asked.text_version, text_sha256=asked.text_sha256,
-                    form=asked.form, source=asked.source, method=method, ip=ip,
-                    user_agent=_clip(user_agent, 512), occurred_at=now))
-            lead.status = "confirmed"
-            lead.confirmed_at = now
-            lead.unsubscribed_at = None
-            lead.mail_paused_until = None
-            lead.tracking_consent = "tracking" in purposes
-            lead.phone_consent = "phone" in purposes
+                    text_version=record.text_version, text_sha256=record.text_sha256,
+                    form=record.form, source=record.source, method=method, ip=ip,
+                    user_agent=_clip(user_agent, 512), request_id=request_id,
+                    occurred_at=now))
+            newly = lead.status != Status.CONFIRMED
+            lead.doi_nonce = None  # used up: the same link now says "already confirmed"
+            if newly:
+                lead.tracking_consent = "tracking" in asked
+                lead.phone_consent = "phone" in asked
+                lead.status = Status.CONFIRMED
+                lead.confirmed_at = now
+                lead.unsubscribed_at = None
+                lead.mail_paused_until = None
+            else:  # the details a sign-up gave for this confirmed address, now confirmed
+                lead.tracking_consent = lead.tracking_consent or "tracking" in asked
+                lead.phone_consent = lead.phone_consent or "phone" in asked
+                told = lead.pending_profile or {}
+                _merge_profile(lead, told)
+                attach_account(uow, lead, told.get("company"), AccountFacts(
+                    **{n: told.get(n) for n in AccountFacts.NAMES}), now, overwrite=False)
+                if "language" in told or "persona_id" in told or "job_title" in told \
+                        or "company" in told:
+                    lead.qualify_at = now
+            lead.pending_profile = None
             lead.updated_at = now
             uow.add(lead)
             uow.lift_suppression(address_hash(lead.email), LIFTABLE)
-            if self.on_confirmed is not None:  # enrollment, in the same transaction
+            if newly and self.on_confirmed is not None:  # enrollment, same transaction
                 self.on_confirmed(uow, lead, now)
             uow.commit()
-            return Confirmation.CONFIRMED
+            return Confirmation.CONFIRMED if newly else Confirmation.UPDATED
 
     def renew(self, token: str) -> SignUpResult:
-        """A new confirmation link for an expired one (same limits as a sign-up)."""
+        """A new link for an expired one of the still open request (same limits as a
+        sign-up); for a closed request nothing is sent, and the answer is the same."""
         now = self.clock()
         try:
-            nonce = self.tokens.loads(Purpose.DOI, token, now=now)
+            request_id = self.tokens.loads(Purpose.DOI, token, now=now)
         except TokenExpired as expired:  # pragma: no cover - loads without max_age
-            nonce = expired.payload
+            request_id = expired.payload
         with self.uow() as uow:
-            lead = uow.lead_by_nonce(nonce)
-            if lead is None or lead.email is None or lead.status == "confirmed":
+            records = uow.consent_request(request_id)
+            lead = uow.session.get(Lead, records[0].lead_id) if records else None
+            if lead is None or lead.email is None:
+                return SignUpResult(Answer.ACCEPTED)
+            if lead.status != Status.PENDING or lead.doi_nonce != request_id:
                 return SignUpResult(Answer.ACCEPTED)
             retry = self._count_attempt(uow, address_hash(lead.email), None, now)
             if retry is not None:
                 uow.commit()
                 return SignUpResult(Answer.RATE_LIMITED, retry_after=retry)
-            lead.doi_nonce = secrets.token_urlsafe(16)
-            lead.doi_requested_at = now
+            lead.doi_requested_at = now  # the same request, a link with a fresh date
             lead.doi_reminded_at = None
             uow.add(lead)
             row = self._doi_mail(uow, lead, now, reminder=False)
@@ -400,7 +453,7 @@ class ConsentService:
                 return  # erased or purged: nothing left to mail
             assert lead.id is not None
             if choice == "pause":
-                if lead.status == "confirmed":
+                if lead.status == Status.CONFIRMED:
                     lead.mail_paused_until = now + PAUSE
                     uow.add(lead, ConsentRecord(
                         lead_id=lead.id, purpose="email_marketing", action="paused",
@@ -408,13 +461,18 @@ class ConsentService:
                         occurred_at=now))
                     uow.commit()
                 return
-            if lead.status != "unsubscribed":
+            to = move(lead.status, ConsentRequest.UNSUBSCRIBE)
+            if to is None:  # pragma: no cover - every status with an address may unsubscribe
+                return
+            if lead.status != Status.UNSUBSCRIBED:
                 for purpose in ("email_marketing", "tracking"):
                     uow.add(ConsentRecord(
                         lead_id=lead.id, purpose=purpose, action="withdrawn", method=method,
                         ip=ip, user_agent=_clip(user_agent, 512), occurred_at=now))
-            lead.status = "unsubscribed"
-            lead.unsubscribed_at = now
+            lead.status = to
+            if to is Status.UNSUBSCRIBED:
+                lead.unsubscribed_at = now
+            close_requests(lead)
             lead.tracking_consent = False
             lead.updated_at = now
             uow.add(lead)
@@ -479,21 +537,42 @@ class ConsentService:
                      entries, texts)
 
 
+def close_requests(lead: Lead) -> None:
+    """A withdrawal closes the lead's open confirmation request: its link confirms nothing
+    any more, and details waiting for it are dropped."""
+    lead.doi_nonce = None
+    lead.pending_profile = None
+
+
 def _first_stage(config: CompiledConfig, content_id: str) -> str | None:
     item = config.content.get(content_id)
     return item.stages[0].value if item is not None and item.stages else None
 
 
-def _merge_profile(lead: Lead, request: SignUp, now: datetime) -> None:
-    """A repeat sign-up fills in and updates what the person told us; nothing else."""
-    for name in ("first_name", "last_name", "job_title", "phone"):
-        value = getattr(request, name)
-        if value:
-            setattr(lead, name, value.strip())
+PROFILE = ("first_name", "last_name", "job_title", "phone")
+
+
+def _profile_of(request: SignUp) -> dict[str, Any]:
+    """What the person told us about themselves and their company (only what was given)."""
+    told: dict[str, Any] = {name: getattr(request, name).strip() for name in PROFILE
+                            if getattr(request, name)}
     if request.persona:
-        lead.persona_id = request.persona
-    lead.language = request.language or lead.language
-    lead.updated_at = now
+        told["persona_id"] = request.persona
+    if request.language:
+        told["language"] = request.language
+    if request.company:
+        told["company"] = request.company
+        told.update({name: getattr(request.account, name) for name in AccountFacts.NAMES
+                     if getattr(request.account, name) is not None})
+    return told
+
+
+def _merge_profile(lead: Lead, told: Mapping[str, Any]) -> None:
+    """A repeat sign-up fills in and updates what the person told us; nothing else (the
+    company's facts go through ``attach_account``)."""
+    for name in (*PROFILE, "persona_id", "language"):
+        if told.get(name):
+            setattr(lead, name, told[name])
 
 
 def _mark_customer(lead: Lead, request: SignUp) -> None:

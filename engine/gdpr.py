@@ -98,6 +98,7 @@ def erase(uow_factory: UowFactory, email: str, *, clock: Clock) -> dict[str, int
         for name in ("email", "first_name", "last_name", "job_title", "phone", "time_zone",
                      "campaign", "doi_nonce"):
             setattr(lead, name, None)
+        lead.pending_profile = None
         lead.public_id = secrets.token_urlsafe(16)  # old unsubscribe links point nowhere
         lead.status = "erased"
         lead.tracking_consent = lead.phone_consent = False

@@ -259,7 +259,8 @@ def _result(uow: UnitOfWork, row: Claimed, result: Result, now: datetime) -> dic
         f"{result.code or ''} {result.detail}".strip()[:1000]}
     if result.outcome is Outcome.SENT:
         values.update(status="sent", sent_at=now)
-        if row.category in ("doi", "doi_reminder") and row.lead_id is not None:
+        if row.category in ("doi", "doi_reminder", "doi_update") and \
+                row.lead_id is not None:
             uow.add(ConsentRecord(lead_id=row.lead_id, purpose="email_marketing",
                                   action="doi_sent", doi_message_id=row.message_id,
                                   doi_sent_at=now, occurred_at=now))

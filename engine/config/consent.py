@@ -33,6 +33,10 @@ class DoiRules(Frozen):
     per_ip: Limit = Limit(max=30, per=timedelta(hours=1))
     subject: HeaderText = "Bitte bestätigen Sie Ihre Anmeldung"
     reminder_subject: HeaderText = "Erinnerung: Bitte bestätigen Sie Ihre Anmeldung"
+    update_subject: HeaderText = Field(
+        default="Bitte bestätigen Sie Ihre Angaben",
+        description="the mail to a confirmed address that signed up again: its new details "
+                    "wait for this confirmation")
 
     @model_validator(mode="after")
     def _ordered(self) -> DoiRules:

@@ -86,6 +86,11 @@ class Lead(SQLModel, table=True):
     confirmed_at: datetime | None = _when(nullable=True)
     unsubscribed_at: datetime | None = _when(nullable=True)
     mail_paused_until: datetime | None = _when(nullable=True)
+    # Details a public sign-up gave for an already confirmed lead: they wait here until the
+    # address confirms them through the link of that request (``doi_nonce``), so nobody
+    # else can rewrite a confirmed profile.
+    pending_profile: dict[str, Any] | None = Field(default=None,
+                                                   sa_column=Column(JSON, nullable=True))
     # The implicit score kept running: the ledger's decayed implicit points (since the
     # recycle) as of ``implicit_points_at``, under scoring model ``implicit_points_model``.
     # Scoring a batch of events adds to it instead of reading the whole ledger; a value of
@@ -119,6 +124,9 @@ class ConsentRecord(SQLModel, table=True):
     user_agent: str | None = Field(default=None, max_length=512)
     doi_message_id: str | None = Field(default=None, max_length=255)
     doi_sent_at: datetime | None = _when(nullable=True)
+    # The confirmation request a `requested` or `confirmed` record belongs to (the random
+    # id inside its link): a link confirms only the request it was sent for, once.
+    request_id: str | None = Field(default=None, max_length=32, index=True)
     occurred_at: datetime = _when()
 
 

@@ -149,6 +149,13 @@ class UnitOfWork:
             select(ConsentRecord).where(ConsentRecord.lead_id == lead_id)
             .order_by(col(ConsentRecord.occurred_at), col(ConsentRecord.id))).all()
 
+    def consent_request(self, request_id: str) -> Sequence[ConsentRecord]:
+        """The ledger records of one confirmation request (requested, confirmed), oldest
+        first."""
+        return self.session.exec(
+            select(ConsentRecord).where(ConsentRecord.request_id == request_id)
+            .order_by(col(ConsentRecord.occurred_at), col(ConsentRecord.id))).all()
+
     # --- suppression --------------------------------------------------------------------
 
     def suppression(self, email_hash: str) -> Suppression | None:

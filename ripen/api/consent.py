@@ -125,6 +125,15 @@ def router(ripen: Ripen) -> APIRouter:
         if outcome is Confirmation.ALREADY:
             return message("Bereits bestätigt", "Ihre Anmeldung war schon bestätigt. "
                            "Es ist nichts weiter zu tun.")
+        if outcome is Confirmation.CLOSED:
+            return message("Link nicht mehr gültig",
+                           "Dieser Bestätigungslink gilt nicht mehr: Sie haben sich nach "
+                           "seinem Versand abgemeldet, oder wir haben Ihnen inzwischen einen "
+                           "neueren Link geschickt. Es wurde nichts geändert.",
+                           "Möchten Sie wieder E-Mails von uns erhalten? Dann melden Sie "
+                           "sich bitte neu an: /subscribe", status=410)
+        if outcome is Confirmation.UPDATED:
+            return message("Vielen Dank!", "Ihre Angaben sind bestätigt und übernommen.")
         return message("Vielen Dank!", "Ihre Anmeldung ist bestätigt.")
 
     @api.post("/confirm/{token}/renew", response_class=HTMLResponse, tags=["sign-up"],
