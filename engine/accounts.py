@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import ClassVar
 
+from engine import lead_fields
 from engine.errors import RipenError
-from engine.mail.message import check_header
 from engine.store.tables import Account, Lead
 from engine.store.uow import UnitOfWork
 
@@ -34,12 +34,10 @@ class AccountFacts:
     def checked(cls, *, industry: str | None = None, company_size: int | str | None = None,
                 region: str | None = None) -> AccountFacts:
         """Validated and normalised (region upper-case); ProfileError names the field."""
-        if industry is not None:
-            industry = industry.strip() or None
-        if industry is not None:
-            check_header("industry", industry)
-            if len(industry) > 100:
-                raise ProfileError("industry is too long (at most 100 characters)")
+        try:
+            industry = lead_fields.text("industry", industry)
+        except lead_fields.InvalidField as exc:
+            raise ProfileError(str(exc)) from None
         size: int | None = None
         if isinstance(company_size, str):
             company_size = company_size.strip() or None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +54,11 @@ class Ripen:
         limit = self.config.mail.rate_limit
         self.relay_bucket = TokenBucket(limit.per_second, limit.burst, self.monotonic,
                                         self.sleep) if limit is not None else None
-        self.tokens = Tokens(self.settings.secret_keys)
+        #: Where the keys that sign links come from: RIPEN_SECRET_KEYS, or (development
+        #: only) a key generated for this installation — shown on /health and at start.
+        self.signing_keys = "RIPEN_SECRET_KEYS" if self.settings.secret_keys else "generated"
+        self.tokens = Tokens(self.settings.secret_keys
+                             or [generated_key(self.settings.var_dir)])
         self.renderer = Renderer(self.config.templates.folder)
         identity = self.config.mail.sender
         self.sender = Sender(identity.name, str(identity.address),
@@ -149,6 +154,38 @@ class Ripen:
 
     def dispose(self) -> None:
         self.db.dispose()
+
+
+GENERATED_KEY = "secret-key"
+#: Printed at every start while links are signed with a generated key.
+GENERATED_KEY_WARNING = (
+    "RIPEN_SECRET_KEYS is not set: links in mails are signed with a key generated for this "
+    "installation (var/secret-key). Fine on a laptop; before mail goes to real people set "
+    "RIPEN_SECRET_KEYS (at least 32 characters, e.g. `openssl rand -hex 32`) and "
+    "RIPEN_ENV=production.")
+
+
+def generated_key(var_dir: Path) -> str:
+    """The installation's own signing key for development, made once (readable by its owner
+    only) and kept in ``var_dir``: never a key written in the source, which anybody could
+    use to forge links. Several processes starting at once agree on the first one written."""
+    path = var_dir / GENERATED_KEY
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        draft = var_dir / f".{GENERATED_KEY}.{os.getpid()}"
+        draft.write_text(secrets.token_hex(32), encoding="utf-8")
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # fails if another process was first: its key counts
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise RipenError(f"{path} holds no usable key (at least 32 characters): delete it "
+                         "to make a new one, or set RIPEN_SECRET_KEYS")
+    return key
 
 
 def bootstrap_migrated(settings: Settings | None = None, *,

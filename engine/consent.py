@@ -13,11 +13,12 @@ import hashlib
 import math
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
+from engine import lead_fields
 from engine.accounts import AccountFacts, attach_account
 from engine.addresses import InvalidAddress, address_hash, normalise_email
 from engine.clock import Clock
@@ -26,7 +27,7 @@ from engine.config.consent import ConsentText
 from engine.consent_states import Request as ConsentRequest
 from engine.consent_states import Status, move
 from engine.errors import RipenError
-from engine.mail.message import check_header, new_message_id
+from engine.mail.message import new_message_id
 from engine.mail.render import Renderer
 from engine.store.tables import ConsentRecord, Event, Lead, MailOutbox, SignupAttempt
 from engine.store.uow import UnitOfWork, UowFactory
@@ -38,6 +39,9 @@ LEAD_SOURCES: tuple[str, ...] = LeadSource.__args__  # type: ignore[attr-defined
 #: Suppressions a new double opt-in may lift (the person asks again); others stay.
 LIFTABLE = ("unsubscribed", "erased")
 PAUSE = timedelta(days=90)
+#: The sign-up's texts checked against the columns they are stored in.
+CHECKED_TEXTS = ("first_name", "last_name", "company", "job_title", "phone", "campaign",
+                 "persona", "consent_version", "content", "form", "customer_journey")
 
 
 class ConsentError(RipenError):
@@ -149,10 +153,13 @@ class ConsentService:
         except InvalidAddress as refused:
             self._count_refused(request, str(refused), now)
             raise
-        text = self._check_request(request)
+        request, text = self._check_request(request)
         digest = address_hash(email)
         with self.uow() as uow:
-            retry = self._count_attempt(uow, digest, request.ip, now)
+            # The form's per-IP limit is for anonymous visitors: an import or a system with
+            # an API key counts only against the address's own limit (it protects the person).
+            retry = self._count_attempt(uow, digest,
+                                        request.ip if request.by_the_person else None, now)
             if retry is not None:
                 uow.commit()
                 return SignUpResult(Answer.RATE_LIMITED, retry_after=retry)
@@ -276,7 +283,13 @@ class ConsentService:
             return None
         return max(1, math.ceil(max(waits).total_seconds()))
 
-    def _check_request(self, request: SignUp) -> ConsentText:
+    def _check_request(self, request: SignUp) -> tuple[SignUp, ConsentText]:
+        """The request with every field checked and normalised (``engine.lead_fields``:
+        limits from the columns), and the consent text it refers to."""
+        checked: dict[str, Any] = {name: lead_fields.text(name, getattr(request, name))
+                                   for name in CHECKED_TEXTS}
+        request = replace(request, language=lead_fields.language(request.language) or "de",
+                          **checked)
         if request.source not in LEAD_SOURCES:
             raise ConsentError(f'unknown source "{request.source}"; use one of '
                                + ", ".join(LEAD_SOURCES))
@@ -297,13 +310,7 @@ class ConsentService:
             self.check_customer(request.customer_journey, request.customer_stage)
         if "phone" in request.purposes and not request.phone:
             raise ConsentError("phone consent needs a phone number")
-        for name in ("first_name", "last_name", "company", "job_title", "phone", "campaign"):
-            value = getattr(request, name)
-            if value is not None:
-                check_header(name, value)  # no line breaks in anything that may reach a header
-                if len(value) > 200:
-                    raise ConsentError(f"{name} is too long (at most 200 characters)")
-        return text
+        return request, text
 
     def check_customer(self, journey_id: str, stage: str | None) -> None:
         """ConsentError unless ``journey_id`` is an after-sales journey with ``stage``."""

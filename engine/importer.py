@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from engine.accounts import AccountFacts, ProfileError
 from engine.addresses import InvalidAddress
 from engine.consent import Answer, ConsentError, ConsentService, LeadState, SignUp
 from engine.errors import RipenError
+from engine.lead_fields import FORMULA_START, LIMITS, InvalidField
 from engine.mail.message import HeaderInjection
 
 COLUMNS = {"email", "first_name", "last_name", "company", "job_title", "phone", "language",
@@ -25,7 +27,6 @@ COLUMNS = {"email", "first_name", "last_name", "company", "job_title", "phone", 
 MAX_FIELD = 1000          # longer values are refused per row, with the reason
 MAX_FIELD_READ = 1 << 20  # longer than this and the file itself is refused
 MAX_ROWS = 1_000_000
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ImportFileError(RipenError):
@@ -38,6 +39,8 @@ class ImportSummary:
     merged: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
     confirmation_mails: list[int] = field(default_factory=list)
+    #: Rows that failed on an error of ripen's (line, traceback) for the error log.
+    failed: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def reasons(self) -> Counter[str]:
@@ -81,10 +84,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 
 def _row_problem(row: dict[str, str]) -> str | None:
+    """What no column may hold; each field's own limit and form are checked by the sign-up
+    (``engine.lead_fields``: a phone number may start with +)."""
     for name, value in row.items():
         if len(value) > MAX_FIELD:
             return f"{name} is longer than {MAX_FIELD} characters"
-        if value.startswith(FORMULA_START):
+        if name != "phone" and value.startswith(FORMULA_START):
             return f"{name} starts with {value[0]!r} (a spreadsheet formula?)"
     return None
 
@@ -121,12 +126,19 @@ def import_csv(path: Path, service: ConsentService, *, source: str, consent_vers
                 job_title=row.get("job_title") or None, phone=row.get("phone") or None,
                 language=row.get("language") or "de",
                 campaign=row.get("campaign") or campaign, persona=row.get("persona") or None,
-                form=f"import:{path.name}", by_the_person=False, account=facts,
+                form=f"import:{path.name}"[:LIMITS["form"]], by_the_person=False,
+                account=facts,
                 customer_journey=customers,
                 customer_stage=(row.get("customer_stage") or stage or "").upper() or None
                 if customers else None))
-        except (InvalidAddress, ConsentError, HeaderInjection, ProfileError) as exc:
+        except (InvalidAddress, ConsentError, HeaderInjection, ProfileError,
+                InvalidField) as exc:
             summary.refused.append((number, str(exc)))
+            continue
+        except Exception:  # a bug must not cost the rows after it: they are imported
+            summary.failed.append((number, traceback.format_exc()))
+            summary.refused.append((number, "could not be stored: an error in ripen (see the "
+                                            "error log); import the row again once fixed"))
             continue
         if result.answer is Answer.RATE_LIMITED:
             summary.refused.append((number, "too many confirmation mails to this address "

@@ -42,7 +42,8 @@ class Sender:
 def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: Clock,
             ids: Sequence[int] | None = None, limit: int = 500,
             max_rows: int = 100_000, lease: timedelta = LEASE) -> Counter[str]:
-    """Send due outbox rows (or just ``ids``) until none is due; count each end state.
+    """Send due outbox rows (or just ``ids``, all of them, ``limit`` at a time) until none
+    is due; count each end state.
 
     Batches of ``limit`` rows are claimed and checked in one transaction each; then they go
     out in rounds of ``mailer.lanes`` mails (one per SMTP connection), and every round costs
@@ -55,10 +56,16 @@ def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: C
     counts: Counter[str] = Counter()
     recover_expired(uow_factory, now=clock(), counts=counts)
     done = 0
+    waiting = list(ids) if ids is not None else None
     while done < max_rows:
+        chunk = None
+        if waiting is not None:
+            if not waiting:
+                break
+            chunk, waiting = waiting[:limit], waiting[limit:]
         with uow_factory() as uow:
             rows = uow.claim_mail(now=clock(), owner=owner, lease_until=clock() + lease,
-                                  limit=min(limit, max_rows - done), ids=ids)
+                                  limit=min(limit, max_rows - done), ids=chunk)
             blocked = _blocked_rows(uow, rows, clock())
             uow.record_outbox({"id": row_id, "status": status, "last_error": reason,
                                "next_attempt_at": retry_at, "lease_owner": None,
@@ -71,7 +78,7 @@ def deliver(uow_factory: UowFactory, mailer: Mailer, sender: Sender, *, clock: C
                     [row for row in rows if row.id not in blocked], clock, counts, owner,
                     lease)
         done += len(rows)
-        if ids is not None or len(rows) < limit:
+        if waiting is None and len(rows) < limit:
             break
     return counts
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from engine import lead_fields
 from engine.accounts import AccountFacts, ProfileError, attach_account
 from engine.clock import Clock
 from engine.handover import HandoverService
-from engine.mail.message import check_header
 from engine.scoring import Score
 from engine.store.tables import Account, Event, Handover, Lead
 from engine.store.uow import UnitOfWork
@@ -63,10 +63,8 @@ class Profiles:
                                "company_size, region or a BANT field")
         for name in ("job_title", "company"):
             value = getattr(change, name)
-            if value is not None:
-                check_header(name, value)
-                if not value.strip() or len(value) > 200:
-                    raise ProfileError(f"{name} must be 1 to 200 characters")
+            if value is not None and lead_fields.text(name, value) is None:
+                raise ProfileError(f"{name} is empty; leave it out to keep it")
         months = change.bant_timeline_months
         if months is not None and not 0 <= months <= 120:
             raise ProfileError(f"bant_timeline_months {months} is not between 0 and 120")

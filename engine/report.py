@@ -99,9 +99,12 @@ class FunnelReport:
 def day(text: str, option: str) -> datetime:
     """Midnight UTC of a day written YYYY-MM-DD; RipenError names ``option``."""
     try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        value = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise RipenError(f'{option} "{text[:40]}" is not a date like 2026-10-01') from None
+    if not 1970 <= value.year <= 9000:  # periods are computed around it
+        raise RipenError(f"{option} {text} is not a date between 1970 and 9000")
+    return value
 
 
 def period(since: str | None, until: str | None, now: datetime, *, default_days: int = 91,

@@ -10,9 +10,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.errors import RipenError
 
-#: Only ever accepted with RIPEN_ENV=development (the default for `make run` and tests).
-DEVELOPMENT_SECRET = "dev-only-insecure-key-change-me"  # noqa: S105 - refused in production
-
 
 class Settings(BaseSettings):
     """Where ripen keeps its data, how it sends mail and signs links."""
@@ -31,8 +28,9 @@ class Settings(BaseSettings):
                     "on each; a crashed sender leaves at most this many mails unknown")
     public_base_url: str = "http://localhost:8000"
     secret_keys: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: [DEVELOPMENT_SECRET],
-        description="comma-separated; the first signs, all verify (rotation)",
+        default_factory=list,
+        description="comma-separated; the first signs, all verify (rotation). Unset (only "
+                    "in development): a key generated for this installation in var/",
     )
     tick_seconds: int = Field(default=60, ge=1, le=3600)
     maintenance_seconds: int = Field(default=900, ge=10, le=86400,
@@ -57,9 +55,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_defaults_in_production(self) -> Settings:
         if self.env == "production":
-            if not self.secret_keys or DEVELOPMENT_SECRET in self.secret_keys:
-                raise ValueError("RIPEN_SECRET_KEYS must be set (not the development key) "
-                                 "when RIPEN_ENV=production")
+            if not self.secret_keys:
+                raise ValueError("RIPEN_SECRET_KEYS must be set when RIPEN_ENV=production")
             if any(len(key) < 32 for key in self.secret_keys):
                 raise ValueError("every key in RIPEN_SECRET_KEYS needs at least 32 characters")
         return self

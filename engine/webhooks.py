@@ -10,8 +10,9 @@ Delivery: claimed with a lease (a crashed sender's rows are picked up again — 
 counts as a failure; 410 disables the endpoint; 429/5xx/timeouts retry with exponential
 backoff and jitter, honouring ``Retry-After``; past the endpoint's retry horizon (3 days by
 default) a delivery is ``dead`` until an operator replays it (same ``webhook-id``).
-Endpoint addresses are resolved before each attempt and refused when they are loopback,
-private or link-local, unless the endpoint allows it.
+Endpoint addresses are resolved before each attempt and refused unless every one is globally
+routable (unless the endpoint allows private addresses); the request then goes to the very
+address that was checked.
 """
 
 from __future__ import annotations
@@ -81,21 +82,76 @@ def system_resolver(host: str, port: int) -> list[str]:
                                                                   type=socket.SOCK_STREAM)})
 
 
-def refused_address(url: str, resolver: Resolver) -> str | None:
-    """Why the endpoint's address may not be called (SSRF guard), or None."""
+#: Special-purpose blocks that are not globally reachable (IANA registries), listed here
+#: too: this CPython's ``is_global`` still calls 192.0.0.0/24 and some IPv6 blocks global.
+NOT_GLOBAL = [ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    "::/127", "100::/64", "2001::/23", "2001:db8::/32", "fc00::/7", "fe80::/10",
+    "fec0::/10", "ff00::/8", "64:ff9b:1::/48")]
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def globally_routable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Reachable on the internet, and so is every IPv4 address it carries inside (IPv4-mapped,
+    6to4, Teredo, NAT64): ``2002:7f00:1::`` is loopback in disguise."""
+    if not address.is_global or any(address in net for net in NOT_GLOBAL
+                                    if net.version == address.version):
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inside = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+        if address in NAT64:
+            inside.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        return all(globally_routable(v4) for v4 in inside if v4 is not None)
+    return True
+
+
+class Refused(RipenError):
+    """The endpoint may not be called now (it does not resolve, or to an internal address)."""
+
+
+def endpoint_address(url: str, resolver: Resolver, *, allow_private: bool) -> str:
+    """The address to connect to for ``url``: the first its host resolves to, after every
+    address it resolves to was checked (SSRF guard) unless ``allow_private``. The sender
+    connects to this very address, so a second DNS answer cannot slip in between."""
     parsed = urlparse(url)
     host = parsed.hostname or ""
     try:
         addresses = resolver(host, parsed.port or (443 if parsed.scheme == "https" else 80))
     except OSError as exc:
-        return f"cannot resolve {host}: {exc}"
+        raise Refused(f"cannot resolve {host}: {exc}") from None
+    if not addresses:
+        raise Refused(f"cannot resolve {host}: no address")
     for text in addresses:
         address = ipaddress.ip_address(text.split("%")[0])
-        if address.is_loopback or address.is_private or address.is_link_local or \
-                address.is_multicast or address.is_reserved or address.is_unspecified:
-            return f"{host} resolves to {address}, a loopback/private/link-local address " \
-                   "(set allow_private: true for an internal CRM)"
+        if not allow_private and not globally_routable(address):
+            raise Refused(f"{host} resolves to {text}, not a globally routable address "
+                          "(loopback, private, shared, link-local, reserved or an IPv4 "
+                          "address of that kind inside IPv6); set allow_private: true for "
+                          "an internal CRM")
+    return addresses[0].split("%")[0]
+
+
+def refused_address(url: str, resolver: Resolver) -> str | None:
+    """Why the endpoint's address may not be called (SSRF guard), or None."""
+    try:
+        endpoint_address(url, resolver, allow_private=False)
+    except Refused as exc:
+        return str(exc)
     return None
+
+
+def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """``url`` with its host replaced by ``address``, the Host header that names the host
+    again, and (for https) the name the TLS handshake and certificate check use."""
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal + (f":{parsed.port}" if parsed.port else "")
+    extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
+    return parsed._replace(netloc=netloc).geturl(), {"host": parsed.netloc.rpartition("@")[2]}, \
+        extensions
 
 
 @dataclass
@@ -151,17 +207,19 @@ class WebhookSender:
         if not keys:
             return self._retry(row, owner, endpoint, None,
                                f"no secret in ${endpoint.secret_env}", None)
-        if not endpoint.allow_private:
-            refused = refused_address(str(endpoint.url), self.resolver)
-            if refused is not None:
-                return self._retry(row, owner, endpoint, None, refused, None)
+        try:
+            address = endpoint_address(str(endpoint.url), self.resolver,
+                                       allow_private=endpoint.allow_private)
+        except Refused as refused:
+            return self._retry(row, owner, endpoint, None, str(refused), None)
+        url, host, extensions = pinned(str(endpoint.url), address)
         timestamp = int(self.stamp().timestamp())
         headers = {"content-type": "application/json", "user-agent": "ripen-webhooks/1",
-                   "webhook-id": row.webhook_id, "webhook-timestamp": str(timestamp),
+                   **host, "webhook-id": row.webhook_id, "webhook-timestamp": str(timestamp),
                    "webhook-signature": sign(keys, row.webhook_id, timestamp, row.payload)}
         try:
-            response = self.client.post(str(endpoint.url), content=row.payload.encode(),
-                                        headers=headers, follow_redirects=False,
+            response = self.client.post(url, content=row.payload.encode(), headers=headers,
+                                        follow_redirects=False, extensions=extensions,
                                         timeout=endpoint.timeout_seconds)
         except httpx.TimeoutException:
             return self._retry(row, owner, endpoint, None, "timed out", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 import ripen
+from engine import redact
 from engine.bootstrap import Ripen
 from engine.config.compiler import CompiledConfig, load_and_compile
 from engine.config.loader import ConfigPaths
@@ -299,6 +301,7 @@ def run(
     from engine.bootstrap import bootstrap
     from flows import runtime
     from flows.tick import run_maintenance, run_tick
+    from ripen.api import accesslog
     from ripen.api.app import SchedulerStatus, create_app
     from ripen.scheduler import TickScheduler
 
@@ -312,16 +315,34 @@ def run(
                               error_log=settings.var_dir / "log")
     api = create_app(ripen_app, status)
     out.print(f"ripen {ripen.__version__}: config {ripen_app.config.version}, "
-              f"database {settings.effective_database_url}, mail {settings.effective_mail_url}")
+              f"database {redact.url(settings.effective_database_url)}, "
+              f"mail {redact.url(settings.effective_mail_url)}", markup=False, soft_wrap=True)
+    _warn_generated_key(ripen_app)
+    # SIGTERM ends ripen as Ctrl-C does: uvicorn re-raises the signal once it has stopped,
+    # and the default action would kill the process before Prefect's temporary server is
+    # stopped (at exit), leaving it running.
+    signal.signal(signal.SIGTERM, _terminated)
     scheduler.start()
     try:
         # RIPEN_TRUSTED_PROXIES alone decides whose X-Forwarded-For counts (not uvicorn)
-        uvicorn.run(api, host=host, port=port, log_level="info", proxy_headers=False)
+        uvicorn.run(api, host=host, port=port, log_level="info", proxy_headers=False,
+                    log_config=accesslog.log_config())
     finally:
         scheduler.shutdown()
         runtime.use(None)
         ripen_app.dispose()
         out.print("ripen stopped")
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _warn_generated_key(ripen_app: Ripen) -> None:
+    from engine.bootstrap import GENERATED_KEY_WARNING
+
+    if ripen_app.signing_keys == "generated":
+        _plain_error(f"WARNING: {GENERATED_KEY_WARNING}")
 
 
 @contextmanager
@@ -377,9 +398,14 @@ def import_leads(
                              progress=lambda _line: progress.advance(task))
         sent = ripen_app.send_mail(summary.confirmation_mails) if summary.confirmation_mails \
             else {}
+    for line, trace in summary.failed:
+        errorlog.record(f"import of {file} line {line}:\n{trace}")
+    waiting = sent.get("retry", 0) + sent.get("deferred", 0)
     out.print(f"imported {summary.imported}, merged {summary.merged}, "
               f"refused {len(summary.refused)}, confirmation mails sent "
-              f"{sent.get('sent', 0)}", soft_wrap=True)
+              f"{sent.get('sent', 0)}" + (f", {waiting} waiting for the outbox's next run "
+                                          "(relay busy or refusing)" if waiting else ""),
+              soft_wrap=True)
     for line, reason in summary.refused[:50]:
         out.print(f"  line {line}: {reason}", markup=False, soft_wrap=True)
     if len(summary.refused) > 50:
@@ -1005,6 +1031,18 @@ def _prefect_server() -> str:
     return url
 
 
+def _deployment_settings() -> Settings:
+    """Deployment mode's settings: RIPEN_HOME absolute for child processes (flow runs, API
+    workers start elsewhere) and RIPEN_SECRET_KEYS required (every process, on every
+    machine, must sign and verify links with the same keys)."""
+    settings = _settings()
+    if not settings.secret_keys:
+        raise RipenError("deployment mode needs RIPEN_SECRET_KEYS: the API and every worker "
+                         "sign and verify links with them (at least 32 characters each, e.g. "
+                         "`openssl rand -hex 32`; the same value everywhere)")
+    return _absolute_home(settings)
+
+
 def _absolute_home(settings: Settings) -> Settings:
     """Child processes (flow runs, API workers) start elsewhere: pass RIPEN_HOME absolute."""
     home = settings.home.resolve()
@@ -1017,7 +1055,7 @@ def deploy(pool: PoolOption = DEFAULT_POOL) -> None:
     """Deployment mode: validate, migrate, and register the tick and maintenance flows as
     Prefect deployments on a process work pool (created if missing). Schedules come from
     RIPEN_TICK_SECONDS and RIPEN_MAINTENANCE_SECONDS; run it again after changing them."""
-    settings = _absolute_home(_settings())
+    settings = _deployment_settings()
     url = _prefect_server()
     from engine.bootstrap import bootstrap
 
@@ -1042,7 +1080,7 @@ def worker(
 ) -> None:
     """Deployment mode: check the settings, configuration and database, then become a Prefect
     process worker on the pool; each tick or maintenance run is a fresh process."""
-    settings = _absolute_home(_settings())
+    settings = _deployment_settings()
     _prefect_server()
     from engine.bootstrap import bootstrap_migrated
 
@@ -1063,16 +1101,17 @@ def serve(
 ) -> None:
     """Deployment mode: serve the HTTP API alone, in several processes (uvicorn); no
     scheduler here, the ticks run on Prefect workers. The database must be migrated."""
-    settings = _absolute_home(_settings())
+    settings = _deployment_settings()
     import uvicorn
 
     from engine.bootstrap import bootstrap_migrated
+    from ripen.api import accesslog
 
     bootstrap_migrated(settings).dispose()
     out.print(f"ripen {ripen.__version__} API on {host}:{port} ({workers} processes), "
-              f"database {settings.effective_database_url}", markup=False)
+              f"database {redact.url(settings.effective_database_url)}", markup=False)
     uvicorn.run("ripen.api.asgi:create", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=False)
+                log_level="info", proxy_headers=False, log_config=accesslog.log_config())
 
 
 def main() -> None:

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 import ripen
-from engine.bootstrap import Ripen
+from engine.bootstrap import GENERATED_KEY_WARNING, Ripen
 from engine.errors import RipenError
 from engine.store import database
+from ripen.api.guard import Guard
 
 log = logging.getLogger("ripen.api")
 
@@ -38,6 +39,7 @@ def create_app(ripen_app: Ripen, scheduler: SchedulerStatus | None = None) -> Fa
 
     from ripen.api import consent, handover, operations, profile, reports, tracking
 
+    app.add_middleware(Guard, keys=ripen_app.settings.api_keys)  # before any body is read
     app.include_router(consent.router(ripen_app))
     app.include_router(handover.router(ripen_app))
     app.include_router(operations.router(ripen_app))
@@ -64,6 +66,9 @@ def create_app(ripen_app: Ripen, scheduler: SchedulerStatus | None = None) -> Fa
                 "last_tick_error": status.last_tick_error,
             },
         }
+        body["signing_keys"] = ripen_app.signing_keys
+        if ripen_app.signing_keys == "generated":
+            body["warnings"] = [GENERATED_KEY_WARNING]
         try:
             database.ping(ripen_app.db)
             body["database"] = "ok"

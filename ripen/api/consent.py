@@ -13,6 +13,7 @@ from engine.accounts import AccountFacts, ProfileError
 from engine.addresses import InvalidAddress
 from engine.bootstrap import Ripen
 from engine.consent import Answer, Confirmation, ConsentError, SignUp, SignUpResult
+from engine.lead_fields import LIMITS
 from engine.mail.message import HeaderInjection
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
 from ripen.api.edge import client_ip, require_api_key
@@ -21,7 +22,9 @@ from ripen.api.pages import message, page
 #: One answer for every address state (new, pending, confirmed, suppressed): no enumeration.
 ACCEPTED_JSON = {"status": "accepted",
                  "message": "If the address can receive mail, a confirmation link is on its way."}
-MAX_BODY = 64 * 1024
+#: What a visitor of the public form may name as the source (a landing page of an ad);
+#: trade fairs, imports, partners … come through the API or an import.
+PUBLIC_SOURCES = ("website", "ad")
 TEXT_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "phone",
                "campaign", "persona", "consent_version", "language", "source", "content",
                "industry", "company_size", "region")
@@ -40,6 +43,7 @@ def router(ripen: Ripen) -> APIRouter:
                   content: str | None = None) -> HTMLResponse:
         text = ripen.config.consent.text(ripen.config.consent.current)
         return page("subscribe.html", status, title="Anmeldung", consent=text, error=error,
+                    limits=LIMITS,
                     values=values or {}, campaign=campaign,
                     content=content if content in ripen.config.content else None,
                     personas=list(ripen.config.personas.values()))
@@ -61,9 +65,13 @@ def router(ripen: Ripen) -> APIRouter:
         values: dict[str, Any] = {}
         try:
             values = await _read(request, as_json)
-            sign_up = _sign_up(values, source=values.get("source") or "website",
-                               form="web-form", request=request, ripen=ripen,
-                               by_the_person=True)
+            source = values.get("source") or "website"
+            if source not in PUBLIC_SOURCES:
+                raise ValueError(f'source "{str(source)[:20]}": the public form records '
+                                 f"{' or '.join(PUBLIC_SOURCES)}; other sources come through "
+                                 "the API (POST /api/leads) or an import")
+            sign_up = _sign_up(values, source=source, form="web-form", request=request,
+                               ripen=ripen, by_the_person=True)
             result = consent.sign_up(sign_up)
         except (InvalidAddress, ConsentError, HeaderInjection, ValueError) as exc:
             if as_json:
@@ -187,14 +195,14 @@ def router(ripen: Ripen) -> APIRouter:
 
 
 async def _read(request: Request, as_json: bool) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise ValueError("the request is too large")
+    body = await request.body()  # at most ripen.api.guard's limit for the route
     if as_json:
         try:
             data = json.loads(body or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ValueError("the body is not valid JSON") from None
+        except RecursionError:
+            raise ValueError("the body's JSON is nested too deeply") from None
         if not isinstance(data, dict):
             raise ValueError("the body must be a JSON object")
         return data

@@ -4,8 +4,32 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import HTTPException, Request
+from pydantic import AfterValidator
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _storable(value: datetime) -> datetime:
+    """An aware time in UTC (no zone given: UTC) between 1970 and 2100; a time whose UTC
+    form does not exist (year 1 at +14:00) is refused, not a 500."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is not a time between 1970 and 2100") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError("is not a time between 1970 and 2100")
+    return utc
+
+
+#: A time from another system (events, bounces): aware, UTC, within a range ripen can store.
+Moment = Annotated[datetime, AfterValidator(_storable)]
 
 
 def client_ip(request: Request, trusted_proxies: list[str]) -> str | None:
@@ -46,11 +70,15 @@ def _trusted(address: str, trusted: list[str]) -> bool:
     return False
 
 
+def valid_api_key(authorization: str, keys: list[str]) -> bool:
+    """``Bearer <key>`` with one of ``keys`` (each compared in constant time)."""
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and bool(given) and any(
+        hmac.compare_digest(given.encode(), key.encode()) for key in keys)
+
+
 def require_api_key(request: Request, keys: list[str]) -> None:
-    """``Authorization: Bearer <key>``; 401 otherwise (compared in constant time)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given or not any(
-            hmac.compare_digest(given.encode(), key.encode()) for key in keys):
+    """``Authorization: Bearer <key>``; 401 otherwise."""
+    if not valid_api_key(request.headers.get("authorization", ""), keys):
         raise HTTPException(status_code=401, detail="a valid API key is required",
                             headers={"WWW-Authenticate": "Bearer"})

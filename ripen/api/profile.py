@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.accounts import AccountFacts, ProfileError
 from engine.bootstrap import Ripen
+from engine.lead_fields import LIMITS, InvalidField
 from engine.mail.message import HeaderInjection
 from engine.profile import ProfileChange
 from ripen.api.edge import require_api_key
@@ -19,9 +20,9 @@ class ProfileIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    job_title: str | None = Field(default=None, max_length=200)
-    company: str | None = Field(default=None, max_length=200)
-    industry: str | None = Field(default=None, max_length=100,
+    job_title: str | None = Field(default=None, max_length=LIMITS["job_title"])
+    company: str | None = Field(default=None, max_length=LIMITS["company"])
+    industry: str | None = Field(default=None, max_length=LIMITS["industry"],
                                  description="as the personas' fit lists it, e.g. automotive")
     company_size: int | None = Field(default=None, ge=1, le=10_000_000,
                                      description="employees")
@@ -52,7 +53,7 @@ def router(ripen: Ripen) -> APIRouter:
                 bant_authority=body.bant_authority, bant_need=body.bant_need,
                 bant_budget=body.bant_budget, bant_timeline_months=body.bant_timeline_months)
             result = ripen.profiles.update(lead_id, change, source="crm")
-        except (ProfileError, HeaderInjection) as exc:
+        except (ProfileError, HeaderInjection, InvalidField) as exc:
             status = 404 if str(exc) == "no such lead" else 422
             return JSONResponse({"error": str(exc)}, status_code=status)
         handover = result.handover

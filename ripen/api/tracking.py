@@ -16,7 +16,7 @@ from engine.bounces import Bounce, BounceKind, apply_bounces
 from engine.journeys import NewEvent
 from engine.tokens import TokenExpired, TokenInvalid
 from engine.tracking import follow, opened
-from ripen.api.edge import client_ip, require_api_key
+from ripen.api.edge import Moment, client_ip, require_api_key
 from ripen.api.handover import push_handover
 from ripen.api.pages import message
 
@@ -27,7 +27,7 @@ class EventIn(BaseModel):
                   "download", "reply", "contact_request"]
     content_id: str | None = Field(default=None, max_length=80)
     page: str | None = Field(default=None, max_length=500)
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
     idempotency_key: str | None = Field(default=None, max_length=120)
 
 
@@ -52,7 +52,7 @@ class BounceIn(BaseModel):
     status: str | None = Field(default=None, max_length=20, pattern=r"^[245]\.\d{1,3}\.\d{1,3}$",
                                description="enhanced status code, e.g. 5.1.1")
     detail: str = Field(default="", max_length=500)
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
 
 
 class BouncesIn(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -44,3 +46,23 @@ def test_health_is_503_when_the_database_is_unreachable() -> None:
     assert response.status_code == 503
     assert response.json()["database"] == "unreachable"
     assert "Traceback" not in response.text
+
+
+def test_health_warns_while_links_are_signed_with_a_generated_key(migrated: Engine,
+                                                                  tmp_path: Path) -> None:
+    """Without RIPEN_SECRET_KEYS /health names the generated key and says what to set; with
+    keys it is quiet."""
+    ripen = Ripen(settings=load_settings(home=tmp_path),
+                  config=load_and_compile(ConfigPaths.under(REPO)), db=migrated,
+                  clock=ManualClock(NOW))
+    body = TestClient(create_app(ripen)).get("/health").json()
+    assert body["signing_keys"] == "generated"
+    [warning] = body["warnings"]
+    assert warning.startswith("RIPEN_SECRET_KEYS is not set: links in mails are signed with a "
+                              "key generated for this installation")
+    assert (tmp_path / "var" / "secret-key").exists()
+    keyed = Ripen(settings=load_settings(secret_keys=["k" * 40]), config=ripen.config,
+                  db=migrated, clock=ManualClock(NOW))
+    body = TestClient(create_app(keyed)).get("/health").json()
+    assert body["signing_keys"] == "RIPEN_SECRET_KEYS"
+    assert "warnings" not in body

@@ -172,3 +172,12 @@ def test_preview_writes_html_and_text(tmp_path: Path) -> None:
                     "--content", "nope", "--out", str(tmp_path))
     assert unknown.returncode == 1
     assert unknown.stderr.startswith('error: unknown content "nope"; known: ')
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker"], ["deploy"]])
+def test_deployment_mode_needs_secret_keys(command: list[str]) -> None:
+    """Several processes on several machines must sign links alike: without
+    RIPEN_SECRET_KEYS deployment mode does not start (exit 1, the fix named)."""
+    result = ripen(*command)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: deployment mode needs RIPEN_SECRET_KEYS" in result.stderr

@@ -86,7 +86,8 @@ def test_deployment_commands_need_a_prefect_server_and_a_migrated_database(
         tmp_path: Path) -> None:
     """Without PREFECT_API_URL, or with a server that does not answer, `deploy` and `worker`
     say what to set; `serve` refuses a database that is not migrated. No traceback."""
-    env = {"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}"}
+    env = {"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}",
+           "RIPEN_SECRET_KEYS": "s" * 40}
     for command in ("deploy", "worker"):
         result = ripen(command, env=env)
         assert result.returncode == 1

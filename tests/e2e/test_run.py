@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -24,9 +25,35 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process started by ``pid`` (and by those), from /proc."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = {int(c) for c in (task / "children").read_text().split()}
+                todo += children - found
+                found |= children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 @pytest.mark.slow
-def test_run_serves_health_ticks_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    """The API answers, the scheduler ticks through Prefect, SIGINT ends it with exit 0.
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_run_serves_health_ticks_and_stops_cleanly(tmp_path: Path, stop: signal.Signals
+                                                   ) -> None:
+    """The API answers, the scheduler ticks through Prefect; SIGINT (Ctrl-C) or SIGTERM (a
+    service manager) ends it with exit 0 and stops Prefect's temporary server too. The
+    start-up line shows no relay password, and says that a generated key signs links.
 
     Prefect's temporary server can fail its very first start on a busy machine; a failed
     tick must not stop the scheduler, so the test waits for a *successful* tick and reports
@@ -35,7 +62,9 @@ def test_run_serves_health_ticks_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIPEN_")}
     env.update({"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}",
-                "RIPEN_TICK_SECONDS": "2", "PREFECT_HOME": str(tmp_path / "prefect")})
+                "RIPEN_MAIL_URL": "smtp://mailer:hunter2@127.0.0.1:9?starttls=no",
+                "RIPEN_TICK_SECONDS": "2",
+                "PREFECT_HOME": str(tmp_path / "prefect")})
     log = (tmp_path / "run.log").open("w")
     process = subprocess.Popen([RIPEN, "run", "--port", str(port)], cwd=REPO, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -67,10 +96,19 @@ def test_run_serves_health_ticks_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         if tick_errors:
             print(f"\nearlier ticks failed and were retried: {sorted(tick_errors)}")
     finally:
-        process.send_signal(signal.SIGINT)
+        started = _descendants(process.pid)  # Prefect's temporary server among them
+        process.send_signal(stop)
         code = process.wait(timeout=120)
         log.close()
     output = (tmp_path / "run.log").read_text()
     assert code == 0, output
     assert "ripen stopped" in output
     assert "Traceback" not in output
+    assert started, "Prefect's temporary server should have been running"
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [pid for pid in started if _alive(pid)] == []
+    assert "mail smtp://mailer:***@127.0.0.1:9" in output
+    assert "hunter2" not in output
+    assert "WARNING: RIPEN_SECRET_KEYS is not set" in output

@@ -11,7 +11,7 @@ from engine.config.compiler import load_and_compile
 from engine.config.loader import ConfigPaths
 from engine.durations import format_duration, parse_duration
 from engine.errors import RipenError
-from engine.settings import DEVELOPMENT_SECRET, load_settings
+from engine.settings import load_settings
 from engine.stages import BuyingStage, JourneyStage
 from tests.factories import REPO, config_tree
 
@@ -121,4 +121,4 @@ def test_development_defaults_use_the_embedded_store(monkeypatch: pytest.MonkeyP
     settings = load_settings()
     assert settings.effective_database_url == "sqlite:///var/ripen.db"
     assert settings.effective_mail_url == "maildir:var/outbox"
-    assert settings.secret_keys == [DEVELOPMENT_SECRET]
+    assert settings.secret_keys == []  # a key generated for the installation signs

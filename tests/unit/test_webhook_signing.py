@@ -56,7 +56,11 @@ def test_bad_secrets_are_refused_with_the_reason(secret: str, reason: str) -> No
 @pytest.mark.parametrize(("address", "refused"), [
     ("127.0.0.1", True), ("10.1.2.3", True), ("192.168.0.10", True), ("169.254.169.254", True),
     ("::1", True), ("fe80::1", True), ("0.0.0.0", True),  # noqa: S104 (an address to refuse)
-    ("93.184.215.14", False),
+    ("100.64.0.1", True), ("192.0.0.8", True),              # shared (CGN), IETF protocol
+    ("2002:7f00:1::", True), ("::ffff:127.0.0.1", True),    # loopback in 6to4, IPv4-mapped
+    ("64:ff9b::a00:1", True),                                # 10.0.0.1 through NAT64
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", True),          # Teredo of 127.0.0.1
+    ("93.184.215.14", False), ("2606:4700::1111", False), ("2002:5db8:d70e::", False),
 ])
 def test_endpoints_resolving_to_internal_addresses_are_refused(address: str,
                                                                refused: bool) -> None:
