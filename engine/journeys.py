@@ -28,6 +28,7 @@ from engine.config.journey import (
     SendStep,
     WaitStep,
 )
+from engine.errors import RipenError
 from engine.events import NewEvent, RecordedEvent
 from engine.fit import best_persona, fit_grade, fit_points, profile_of
 from engine.mail.context import marketing_context
@@ -36,12 +37,14 @@ from engine.mail.render import Renderer
 from engine.policy import earliest_send
 from engine.scoring import Scorer
 from engine.stages import JourneyStage
-from engine.store.enrollments import DueEnrollment, Recipient
+from engine.store.database import StoreError
+from engine.store.enrollments import IN_JOURNEY, DueEnrollment, Recipient
 from engine.store.mailqueue import Claimed
 from engine.store.tables import (
     Account,
     Enrollment,
     Event,
+    JourneyPause,
     Lead,
     MailOutbox,
     SendDeferral,
@@ -94,6 +97,49 @@ class StepReport:
     counts: Counter[str] = field(default_factory=Counter)
     #: What became of the mails dispatched right after their batch committed.
     mail: Counter[str] = field(default_factory=Counter)
+    #: Why leads were deferred or quarantined ("deferred: quiet_hours", "quarantined: …").
+    why: Counter[str] = field(default_factory=Counter)
+
+
+def problem(step_id: str, exc: BaseException) -> str:
+    """Why a step could not be done for a lead, as an operator reads it (quarantine)."""
+    where = getattr(exc, "name", None) or getattr(exc, "filename", None)
+    line = getattr(exc, "lineno", None)
+    at = f" ({where}{f', line {line}' if line else ''})" if isinstance(where, str) else ""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"step {step_id}: {type(exc).__name__}{at}: {text}"[:1000]
+
+
+def _quarantine(place: Any, reason: str, now: datetime, report: StepReport) -> str:
+    """The enrollment stops at its step with ``reason`` until an operator retries it."""
+    place.status = "quarantined"
+    place.due_at = None
+    place.quarantine_reason = reason
+    if isinstance(place, Enrollment):
+        place.quarantined_at = now
+    report.why[f"quarantined: {reason}"] += 1
+    return "quarantined"
+
+
+@dataclass(frozen=True)
+class JourneyWork:
+    """What a tick has for one journey version: its due steps (with how many are due) and
+    whether its slowest case has leads to take out."""
+
+    journey: CompiledJourney
+    due: dict[str, int] = field(default_factory=dict)
+    slowest_case: bool = False
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    """The journey versions with work at a time, and the paused journeys left out."""
+
+    work: list[JourneyWork]
+    paused: dict[str, datetime]            # journey id → paused since
+    #: (journey, version, why) with due leads that cannot run: not stored, or no longer
+    #: compiling against the configuration (a pinned version whose persona was removed …)
+    unknown: list[tuple[str, str, str]]
 
 
 class JourneyRuntime:
@@ -127,6 +173,72 @@ class JourneyRuntime:
             uow.commit()
         return added, moved
 
+    def plan(self, now: datetime) -> TickPlan:
+        """Which journey versions have work at ``now`` (two queries for all of them): due
+        steps, and leads the slowest case takes out; paused journeys are left out."""
+        with self.uow() as uow:
+            due = uow.due_step_counts(now=now)
+            oldest = uow.oldest_engagement()
+            paused = {j: row.paused_at for j, row in uow.paused_journeys().items()}
+            compiled: dict[tuple[str, str], CompiledJourney | RipenError | None] = {}
+            for journey_id, version, _, _ in due:
+                try:
+                    compiled[(journey_id, version)] = self.versions.get(uow, journey_id,
+                                                                        version)
+                except RipenError as exc:  # e.g. a pinned version whose persona is gone
+                    compiled[(journey_id, version)] = exc
+        work: dict[tuple[str, str], JourneyWork] = {}
+        unknown: list[tuple[str, str, str]] = []
+        for journey_id, version, step_id, count in due:
+            journey = compiled[(journey_id, version)]
+            if journey_id in paused:
+                continue
+            if not isinstance(journey, CompiledJourney) or step_id not in journey.steps:
+                why = str(journey).splitlines()[0] if isinstance(journey, RipenError) else \
+                    "this version is not stored" if journey is None else \
+                    f"it has no step {step_id}"
+                unknown.append((journey_id, version, why))
+                continue
+            work.setdefault((journey_id, version), JourneyWork(journey)).due[step_id] = count
+        for journey in self.config.journeys.values():
+            since = oldest.get(journey.id)
+            if journey.id in paused or since is None or \
+                    since > now - journey.model.slowest_case.after:
+                continue
+            key = (journey.id, journey.version)
+            current = work.get(key, JourneyWork(journey))
+            work[key] = JourneyWork(journey, current.due, slowest_case=True)
+        return TickPlan([work[key] for key in sorted(work)], paused, sorted(set(unknown)))
+
+    def pause(self, journey_id: str, *, now: datetime, note: str | None = None) -> bool:
+        """Pause a configured journey: its steps stop running (no mail, no moves) until it
+        is resumed. False when it was paused already."""
+        if journey_id not in self.config.journeys:
+            raise RipenError(f'no journey "{journey_id[:80]}"; the journeys are: '
+                             + ", ".join(sorted(self.config.journeys)))
+        with self.uow() as uow:
+            if journey_id in uow.paused_journeys():
+                return False
+            uow.add(JourneyPause(journey_id=journey_id, paused_at=now,
+                                 note=note[:200] if note else None))
+            uow.commit()
+            return True
+
+    def resume(self, journey_id: str) -> bool:
+        """Resume a paused journey (its due steps run at the next tick); False when it was
+        not paused."""
+        with self.uow() as uow:
+            row = uow.paused_journeys().get(journey_id)
+            if row is None:
+                return False
+            uow.session.delete(row)
+            uow.commit()
+            return True
+
+    def paused(self) -> dict[str, datetime]:
+        with self.uow() as uow:
+            return {j: row.paused_at for j, row in uow.paused_journeys().items()}
+
     def tick(self, *, limit: int = 1000, slowest_case: bool = True) -> list[StepReport]:
         """One tick without Prefect: go live, every due step of every version, slowest case
         (unless ``slowest_case`` is False: it counts in days, a simulation runs it daily)."""
@@ -135,13 +247,15 @@ class JourneyRuntime:
         with self.uow() as uow:
             due = [(j, v, s) for j, v, s, _ in uow.due_step_counts(now=self.clock())]
             journeys = {(j, v): self.versions.get(uow, j, v) for j, v, _ in due}
+            paused = set(uow.paused_journeys())
         for journey_id, version, step_id in due:
             journey = journeys[(journey_id, version)]
-            if journey is not None and step_id in journey.steps:
+            if journey is not None and step_id in journey.steps and journey_id not in paused:
                 reports.append(self.run_step(journey, step_id, limit=limit))
         if slowest_case:
             for journey in self.config.journeys.values():
-                reports.append(self.slowest_case(journey, limit=limit))
+                if journey.id not in paused:
+                    reports.append(self.slowest_case(journey, limit=limit))
         return reports
 
     # --- enrollment ---------------------------------------------------------------------
@@ -176,7 +290,7 @@ class JourneyRuntime:
         if journey is None or lead.sales_stage is not None:
             return None  # with sales: a won close starts after-sales (config/sla.yaml)
         previous = uow.last_enrollment(lead.id, journey.id)
-        if previous is not None and previous.status in ("active", "paused"):
+        if previous is not None and previous.status in IN_JOURNEY:
             return None  # already there
         uow.end_enrollments(lead.id, "became_customer", now)
         stage = JourneyStage(lead.customer_stage) if lead.customer_stage else None
@@ -204,7 +318,7 @@ class JourneyRuntime:
         assert lead.id is not None
         previous = uow.last_enrollment(lead.id, journey.id)
         if previous is not None:
-            if previous.status in ("active", "paused"):
+            if previous.status in IN_JOURNEY:
                 return None
             again = journey.model.reenroll_after
             if again is None or (previous.ended_at and previous.ended_at + again > now):
@@ -245,27 +359,38 @@ class JourneyRuntime:
                     if lead is None or lead.status != "confirmed":
                         self._end(enrollment, "no_consent", now)
                         report.counts["ended"] += 1
-                    elif isinstance(step, BranchStep):
-                        report.counts[self._branch(uow, now, journey, step, enrollment,
-                                                   lead)] += 1
-                    elif isinstance(step, WaitStep | GoalStep):
-                        if isinstance(step, GoalStep):
-                            uow.add(Event(lead_id=lead.id or 0, type="goal",
-                                          data={"goal": step.goal, "journey": journey.id},
-                                          occurred_at=now, recorded_at=now))
-                        self._next(enrollment, journey, now)
-                        report.counts["moved"] += 1
-                    elif isinstance(step, AdvanceStep):
-                        self._advance(uow, enrollment, lead, journey, step.advance, now)
-                        report.counts["advanced"] += 1
                     else:
-                        assert isinstance(step, ExitStep)
-                        self._end(enrollment, step.exit, now)
-                        report.counts["exited"] += 1
+                        try:
+                            outcome = self._move(uow, now, journey, step, enrollment, lead)
+                        except StoreError:
+                            raise  # the database failed: the whole batch is tried again
+                        except Exception as exc:  # this lead's data: it stays with the lead
+                            outcome = _quarantine(enrollment, problem(step.id, exc), now,
+                                                  report)
+                        report.counts[outcome] += 1
                     uow.add(enrollment)
                 uow.commit()
             if len(batch) < limit:
                 return report
+
+    def _move(self, uow: UnitOfWork, now: datetime, journey: CompiledJourney, step: Any,
+              enrollment: Enrollment, lead: Lead) -> str:
+        """One lead's move at a step that sends nothing; what happened."""
+        if isinstance(step, BranchStep):
+            return self._branch(uow, now, journey, step, enrollment, lead)
+        if isinstance(step, WaitStep | GoalStep):
+            if isinstance(step, GoalStep):
+                uow.add(Event(lead_id=lead.id or 0, type="goal",
+                              data={"goal": step.goal, "journey": journey.id},
+                              occurred_at=now, recorded_at=now))
+            self._next(enrollment, journey, now)
+            return "moved"
+        if isinstance(step, AdvanceStep):
+            self._advance(uow, enrollment, lead, journey, step.advance, now)
+            return "advanced"
+        assert isinstance(step, ExitStep)
+        self._end(enrollment, step.exit, now)
+        return "exited"
 
     def _run_sends(self, journey: CompiledJourney, step: SendStep, *,
                    limit: int) -> StepReport:
@@ -294,8 +419,14 @@ class JourneyRuntime:
                     if lead is None or lead.status != "confirmed":
                         self._end(place, "no_consent", now)
                         report.counts["ended"] += 1
-                    else:
-                        report.counts[self._send(batch, journey, step, place, lead)] += 1
+                        continue
+                    try:
+                        outcome = self._send(batch, journey, step, place, lead, report)
+                    except Exception as exc:  # the lead's data or the template: it stays
+                        # with this lead (nothing of its mail was kept); the batch goes on
+                        outcome = _quarantine(place, problem(step.id, exc), now, report)
+                        batch.quarantined.append(place)
+                    report.counts[outcome] += 1
                 batch.write([place.changes() for place in due])
                 claimed = uow.claimed_by_key([m for m in batch.mails
                                               if m["status"] == "sending"]) if lease else []
@@ -306,7 +437,7 @@ class JourneyRuntime:
                 return report
 
     def _send(self, batch: _SendBatch, journey: CompiledJourney, step: SendStep,
-              place: DueEnrollment, lead: Recipient) -> str:
+              place: DueEnrollment, lead: Recipient, report: StepReport) -> str:
         content = self.config.content[step.send.content]
         if (lead.id, content.id) in batch.sent:
             self._next(place, journey, batch.now)
@@ -321,6 +452,7 @@ class JourneyRuntime:
             batch.deferrals.append({"lead_id": lead.id, "journey_id": journey.id,
                                     "step_id": step.id, "reason": reason or "paused",
                                     "deferred_at": batch.now, "until": when})
+            report.why[f"deferred: {reason or 'paused'}"] += 1
             return "deferred"
         self._write_mail(batch, journey, step, lead, content)
         batch.sent.add((lead.id, content.id))
@@ -334,7 +466,8 @@ class JourneyRuntime:
         now = batch.now
         key = f"journey:{journey.id}@{journey.version}:{step.id}:{lead.id}"
         offer = self.config.content.get(step.send.fast_lane_offer or "")
-        links = {item.id: self._link(batch, lead.id, item, key)
+        rows: list[dict[str, Any]] = []  # kept only once the mail rendered
+        links = {item.id: self._link(rows, now, lead.id, item, key)
                  for item in (content, offer) if item is not None}
         persona = self.config.personas.get(lead.persona_id or "")
         company = batch.accounts.get(lead.account_id) if lead.account_id else None
@@ -344,7 +477,7 @@ class JourneyRuntime:
         pixel = None
         if lead.tracking_consent:  # opens are tracked only with the lead's consent
             token_id = secrets.token_urlsafe(12)
-            batch.links.append({"token_id": token_id, "lead_id": lead.id,
+            rows.append({"token_id": token_id, "lead_id": lead.id,
                                 "content_id": content.id, "kind": "open", "url": "",
                                 "outbox_key": key, "created_at": now})
             pixel = f"{self.base_url}/o/{self.tokens.dumps(Purpose.OPEN, token_id, now=now)}.gif"
@@ -359,6 +492,7 @@ class JourneyRuntime:
             unsubscribe_url=f"{self.base_url}/u/{unsubscribe}", identity=self.config.mail,
             open_pixel_url=pixel)
         html, text = self.renderer.render(step.send.template, context)
+        batch.links.extend(rows)
         suppressed = batch.suppressed.get(address_hash(lead.email))
         status, error = ("suppressed", f"address suppressed ({suppressed})") if suppressed \
             else ("sending", None) if batch.lease else ("pending", None)
@@ -375,9 +509,10 @@ class JourneyRuntime:
         batch.sent_rows.append({"lead_id": lead.id, "content_id": content.id,
                                 "journey_id": journey.id, "step_id": step.id, "sent_at": now})
 
-    def _link(self, batch: _SendBatch, lead_id: int, item: ContentItem, key: str) -> str:
-        token_id, now = secrets.token_urlsafe(12), batch.now
-        batch.links.append({"token_id": token_id, "lead_id": lead_id, "content_id": item.id,
+    def _link(self, rows: list[dict[str, Any]], now: datetime, lead_id: int,
+              item: ContentItem, key: str) -> str:
+        token_id = secrets.token_urlsafe(12)
+        rows.append({"token_id": token_id, "lead_id": lead_id, "content_id": item.id,
                             "kind": "fast_lane_content" if item.fast_lane else "content",
                             "url": str(item.url), "outbox_key": key, "created_at": now})
         return f"{self.base_url}/c/{self.tokens.dumps(Purpose.CLICK, token_id, now=now)}"
@@ -669,6 +804,7 @@ class _SendBatch:
         self.links: list[dict[str, Any]] = []
         self.sent_rows: list[dict[str, Any]] = []
         self.deferrals: list[dict[str, Any]] = []
+        self.quarantined: list[DueEnrollment] = []
 
     def write(self, moves: list[dict[str, Any]]) -> None:
         """The batch's mails, tracked links, sent-content rows, deferrals and the moves of
@@ -678,3 +814,6 @@ class _SendBatch:
         self.uow.insert_rows(SentContent, self.sent_rows)
         self.uow.insert_rows(SendDeferral, self.deferrals)
         self.uow.update_rows(Enrollment, moves)
+        self.uow.update_rows(Enrollment, [
+            {"id": place.id, "quarantined_at": self.now,
+             "quarantine_reason": place.quarantine_reason} for place in self.quarantined])

@@ -1,75 +1,199 @@
-"""Journeys compiled into Prefect tasks of the tick flow: a task per step, named
-``journey:<id>@<version> <stage>:<step>``.
+"""Journeys compiled into Prefect flows: one flow per journey, ``journey:<id>``, run as a
+subflow of the tick for each journey version that has work, its steps as tasks.
 
-Each task processes *all* due enrollments of its step in batches (never one task per
-lead: a task run costs ~20 ms of Prefect server CPU). The structure comes from the
-compiled journey, so the Prefect UI shows the same names as the YAML and `ripen graph`.
-A journey is not a flow run of its own: a subflow costs ~140 ms of synchronous API calls
-per tick (seconds with the embedded server's SQLite database), against ~8 ms for a task.
-The tasks carry no tags: Prefect asks its server for a concurrency slot for every tag of
-every task run, seconds per tick.
+What the Prefect UI then shows an operator (the names come from the compiled journey, as in
+the YAML and ``ripen graph``):
+
+- a flow run per journey version and tick, named ``<id>@<version> · 2026-12-03 07:07``,
+  tagged ``journey:<id>``, ``persona:<id>`` and ``kind:<kind>``;
+- a task run per due step, ``journey:<id>@<version> <stage>:<step>``, which returns and logs
+  its counts (sent, deferred and why, moved, advanced, ended, quarantined and why);
+- a table artifact per journey (key ``journey-<id>``: its history is the journey's history
+  tick by tick) with a row per step, and a markdown summary.
+
+Steps work in batches, never a task per lead (a task run costs ~20 ms of Prefect server CPU).
+A step's exception fails its journey's flow run only; the tick goes on with the others.
+The step tasks run without tags (Prefect asks its server for a concurrency slot for every
+tag of every task run), so the journey's tags are set on its flow run alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from prefect import Task
+from prefect import Flow, Task, flow, get_run_logger, tags
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import TagsContext
 
 from engine.config.compiler import CompiledJourney
+from engine.journeys import JourneyWork, StepReport
 from flows import runtime
 
-StepTask = Task[[], dict[str, int]]
+#: What a step task returns: counts by outcome, mail by result, and why (deferred, …).
+StepResult = dict[str, dict[str, int]]
+StepTask = Task[[], StepResult]
+#: Columns of the journey's table artifact, in this order; other outcomes go to "other".
+COLUMNS = ("due", "sent", "deferred", "quarantined", "moved", "advanced", "branch_yes",
+           "branch_no", "waiting", "exited", "ended", "slowest_case", "skipped_already_sent")
+
+
+def result_of(report: StepReport) -> StepResult:
+    return {"counts": dict(report.counts), "mail": dict(report.mail), "why": dict(report.why)}
+
+
+def artifact_key(journey_id: str) -> str:
+    """Prefect artifact keys take lower-case letters, digits and dashes."""
+    return "journey-" + re.sub(r"[^a-z0-9-]+", "-", journey_id.lower()).strip("-")
+
+
+def run_name(journey: CompiledJourney, at: datetime) -> str:
+    return f"{journey.id}@{journey.version} · {at:%Y-%m-%d %H:%M}"
+
+
+def journey_tags(journey: CompiledJourney) -> list[str]:
+    model = journey.model
+    found = [f"journey:{journey.id}", f"kind:{model.kind}"]
+    if model.persona:
+        found.append(f"persona:{model.persona}")
+    return found
+
+
+def describe(result: StepResult) -> str:
+    """One log line: ``sent 812, deferred 3 (quiet_hours 3), quarantined 1``."""
+    counts = Counter(result["counts"])
+    parts = [f"{name} {n}" for name, n in counts.most_common() if n]
+    why = result.get("why") or {}
+    if why:
+        parts.append("; ".join(f"{reason} ×{n}" for reason, n in
+                               Counter(why).most_common(5)))
+    mail = result.get("mail") or {}
+    if mail:
+        parts.append("mail " + ", ".join(f"{k} {v}" for k, v in sorted(mail.items())))
+    return ", ".join(parts) or "nothing due"
+
+
+def _table(journey: CompiledJourney, due: dict[str, int],
+           results: dict[str, StepResult]) -> list[dict[str, Any]]:
+    rows = []
+    for step_id, result in results.items():
+        counts = Counter(result["counts"])
+        stage = journey.stage_of[step_id].value if step_id in journey.stage_of else "-"
+        row: dict[str, Any] = {"stage": stage, "step": step_id, "due": due.get(step_id, 0)}
+        row.update({name: counts.pop(name, 0) for name in COLUMNS if name != "due"})
+        row["other"] = ", ".join(f"{k} {v}" for k, v in counts.items()) or ""
+        row["why"] = "; ".join(f"{k} ×{v}" for k, v in result.get("why", {}).items())
+        rows.append(row)
+    return rows
+
+
+def summary(journey: CompiledJourney, results: dict[str, StepResult]) -> dict[str, Any]:
+    """The journey's totals this tick (what the tick's own artifact shows per journey)."""
+    total: Counter[str] = Counter()
+    why: Counter[str] = Counter()
+    for result in results.values():
+        total.update(result["counts"])
+        why.update(result.get("why", {}))
+    return {"journey": journey.id, "version": journey.version,
+            "steps": len(results), "counts": dict(total), "why": dict(why)}
+
+
+def _markdown(journey: CompiledJourney, at: datetime, totals: dict[str, Any]) -> str:
+    counts = Counter(totals["counts"])
+    lines = [f"### Journey {journey.model.name or journey.id} ({journey.id}@{journey.version})",
+             "", f"Tick at {at:%Y-%m-%d %H:%M} UTC: **{counts['sent']} sent**, "
+             f"{counts['deferred']} deferred, {counts['quarantined']} quarantined, "
+             f"{counts['advanced']} advanced to the next stage, "
+             f"{counts['exited'] + counts['ended'] + counts['slowest_case']} left the journey."]
+    quarantined = {k: v for k, v in totals["why"].items() if k.startswith("quarantined")}
+    if quarantined:
+        lines += ["", "**Quarantined** (fix, then `ripen leads retry --journey "
+                  f"{journey.id}`):", ""]
+        lines += [f"- {reason.removeprefix('quarantined: ')} ×{n}"
+                  for reason, n in quarantined.items()]
+    deferred = {k: v for k, v in totals["why"].items() if k.startswith("deferred")}
+    if deferred:
+        lines += ["", "Deferred by the contact policy: " + ", ".join(
+            f"{k.removeprefix('deferred: ')} {v}" for k, v in deferred.items())]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
-class JourneyTasks:
-    """One journey version's tasks: its steps in the journey's order, then the slowest case."""
+class JourneyFlow:
+    """One journey version's flow and its step tasks (built once per process)."""
 
-    name: str
-    steps: tuple[tuple[str, StepTask], ...]
-    slowest_case: StepTask
+    journey: CompiledJourney
+    flow: Flow[[dict[str, int], bool, datetime], dict[str, Any]]
 
-    def run(self, due_steps: list[str]) -> dict[str, dict[str, int]]:
-        """The tasks of the steps with due enrollments (the tick knows them from one
-        indexed query), in the journey's order, then the slowest case."""
-        wanted = set(due_steps)
-        results = {step_id: step() for step_id, step in self.steps if step_id in wanted}
-        results["slowest-case"] = self.slowest_case()
-        return {k: v for k, v in results.items() if v}
+    def run(self, work: JourneyWork, at: datetime) -> Any:
+        """The journey's flow run for this tick, as a Prefect state (a failure stays in it:
+        the caller goes on with the other journeys)."""
+        named = self.flow.with_options(flow_run_name=run_name(self.journey, at))
+        with tags(*journey_tags(self.journey)):
+            return named(work.due, work.slowest_case, at, return_state=True)
 
 
-_compiled: dict[str, JourneyTasks] = {}
+_flows: dict[str, JourneyFlow] = {}
 
 
-def _task(name: str, fn: Callable[[], dict[str, int]]) -> StepTask:
+def _task(name: str, fn: Callable[[], StepResult]) -> StepTask:
     return Task(fn, name=name, task_run_name=name)
 
 
-def journey_tasks(journey: CompiledJourney) -> JourneyTasks:
-    """The Prefect tasks of one journey version (built once per process)."""
-    cached = _compiled.get(journey.name)
+def journey_flow(journey: CompiledJourney) -> JourneyFlow:
+    """The Prefect flow of one journey version (built once per process)."""
+    cached = _flows.get(journey.name)
     if cached is not None:
         return cached
-    journey_id = journey.id
+    journey_id, version = journey.id, journey.version
 
-    def step_runner(step_id: str) -> Callable[[], dict[str, int]]:
-        def run_step() -> dict[str, int]:
-            ripen = runtime.current()
-            return dict(ripen.journeys.run_step(ripen.config.journeys[journey_id],
-                                                step_id).counts)
+    def step_runner(step_id: str) -> Callable[[], StepResult]:
+        def run_step() -> StepResult:
+            result = result_of(runtime.current().journeys.run_step(journey, step_id))
+            get_run_logger().info("%s: %s", step_id, describe(result))
+            return result
         return run_step
 
-    def run_slowest_case() -> dict[str, int]:
+    def run_slowest_case() -> StepResult:
         ripen = runtime.current()
-        return dict(ripen.journeys.slowest_case(ripen.config.journeys[journey_id]).counts)
+        result = result_of(ripen.journeys.slowest_case(ripen.config.journeys[journey_id]))
+        get_run_logger().info("slowest case: %s", describe(result))
+        return result
 
-    compiled = JourneyTasks(
-        name=journey.name,
-        steps=tuple((step_id, _task(f"{journey.name} {journey.stage_of[step_id].value}:"
-                                    f"{step_id}", step_runner(step_id)))
-                    for step_id in journey.order),
-        slowest_case=_task(f"{journey.name} slowest-case", run_slowest_case))
-    _compiled[journey.name] = compiled
-    return compiled
+    steps = {step_id: _task(f"{journey.name} {journey.stage_of[step_id].value}:{step_id}",
+                            step_runner(step_id)) for step_id in journey.order}
+    slowest = _task(f"{journey.name} slowest-case", run_slowest_case)
+
+    def run_journey(due: dict[str, int], slowest_case: bool, at: datetime) -> dict[str, Any]:
+        results: dict[str, StepResult] = {}
+        with TagsContext(current_tags=set()):  # the flow run has the tags; tasks none
+            for step_id in _in_order(journey, due):
+                results[step_id] = steps[step_id]()
+            if slowest_case:
+                results["slowest-case"] = slowest()
+        totals = summary(journey, results)
+        create_table_artifact(key=artifact_key(journey_id),
+                              table=_table(journey, due, results),
+                              description=f"{journey_id}@{version}: steps this tick")
+        create_markdown_artifact(markdown=_markdown(journey, at, totals),
+                                 description=f"{journey_id}@{version} this tick")
+        return totals
+
+    made = JourneyFlow(journey, flow(name=f"journey:{journey_id}", log_prints=False,
+                                     description=journey.model.description or
+                                     f"journey {journey_id}")(run_journey))
+    _flows[journey.name] = made
+    return made
+
+
+def _in_order(journey: CompiledJourney, due: Iterable[str]) -> list[str]:
+    wanted = set(due)
+    return [step_id for step_id in journey.order if step_id in wanted]
+
+
+__all__ = ["JourneyFlow", "JourneyWork", "artifact_key", "describe", "journey_flow",
+           "journey_tags", "run_name", "summary"]

@@ -1,36 +1,53 @@
-"""The flows the scheduler runs: the frequent tick and the slower maintenance."""
+"""The flows the scheduler runs: the frequent tick and the slower maintenance.
+
+The tick runs each journey version with work as a flow of its own (``flows.journeys``), then
+qualification, the handover webhooks and what is left of the outbox. A journey that fails
+stays a failed flow run of its own: the others, qualification, webhooks and the outbox still
+run in the same tick, and the tick ends ``Failed`` naming it (``run_tick`` raises
+``TickFailed``). The tick's run name and its ``ripen-tick`` artifact summarise it; every
+run is recorded in ripen's database too (``engine.runs``: what ``/health`` reads).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.states import Failed
 
-from engine.store.database import session
-from engine.store.enrollments import due_steps
+from engine import quarantine, runs
+from engine.errors import RipenError
+from engine.journeys import TickPlan
 from flows import runtime
-from flows.journeys import journey_tasks
+from flows.journeys import journey_flow
 from flows.server import ensure_temporary_server
 
-
-@task(name="due-steps")
-def find_due_steps(now: datetime) -> list[dict[str, object]]:
-    """One query over all due enrollments (a batch), never one task per lead."""
-    with session(runtime.current().db) as db:
-        return [
-            {"journey": d.journey_id, "version": d.journey_version, "step": d.step_id,
-             "due": d.count}
-            for d in due_steps(db, now=now)
-        ]
+#: The summary of each flow run of this process, by flow run id, until ``run_tick`` or
+#: ``run_maintenance`` picks it up (also when the run ended failed).
+_summaries: dict[str, dict[str, Any]] = {}
 
 
-def active_journeys() -> set[str]:
-    with runtime.current().uow() as uow:
-        return uow.journeys_with_active()
+class TickFailed(RipenError):
+    """A tick (or maintenance run) ended with failed parts; the rest of it ran."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+@task(name="plan")
+def plan_tick(now: datetime) -> TickPlan:
+    """Which journey versions have work (two queries for all), never a task per lead."""
+    return runtime.current().journeys.plan(now)
 
 
 @task(name="send-mail")
@@ -67,6 +84,12 @@ def purge_unconfirmed() -> int:
     return runtime.current().consent.purge_unconfirmed()
 
 
+@task(name="forget-old-runs")
+def forget_old_runs() -> int:
+    ripen = runtime.current()
+    return runs.forget_old(ripen.uow, ripen.clock())
+
+
 @task(name="journey-versions")
 def go_live() -> dict[str, object]:
     """New journey versions go live; `migrate` moves leads in flight."""
@@ -74,40 +97,119 @@ def go_live() -> dict[str, object]:
     return {"live": added, "migrated": moved}
 
 
+def _part(call: Any, what: str, failures: list[str]) -> Any:
+    """Run a task as its own state: a failure is noted, and the flow goes on."""
+    state = cast(State[Any], call(return_state=True))
+    if state.is_completed():
+        return state.result()
+    failures.append(f"{what}: {state.message or state.name}")
+    return None
+
+
 @flow(name="ripen-tick", log_prints=False)
-def tick_flow(now: datetime | None = None) -> list[dict[str, object]]:
-    """What is due at ``now``; each journey version's tasks run its due steps (sending their
-    mail as each batch commits); qualification, webhooks and what is left of the outbox."""
+def tick_flow(now: datetime | None = None) -> Any:
+    """What is due at ``now``; each journey version with work runs as its own flow (its
+    mail goes out as each batch commits); then qualification, webhooks and the outbox."""
     ripen = runtime.current()
-    go_live()
-    due = find_due_steps(now or ripen.clock())
-    active = active_journeys()
-    versions = {(str(row["journey"]), str(row["version"])) for row in due}
-    versions |= {(j.id, j.version) for j in ripen.config.journeys.values() if j.id in active}
-    with ripen.uow() as uow:
-        compiled = [ripen.journeys.versions.get(uow, j, v) for j, v in sorted(versions)]
-    for journey in compiled:
-        if journey is None:
-            continue
-        steps = [str(row["step"]) for row in due
-                 if row["journey"] == journey.id and row["version"] == journey.version]
-        journey_tasks(journey).run(steps)
-    qualify()
-    send_webhooks()
-    send_mail()
-    return due
+    at = now or ripen.clock()
+    record = runs.started(ripen.uow, "tick", at)
+    failures: list[str] = []
+    _part(go_live, "journey versions", failures)
+    plan = plan_tick(at)
+    log = get_run_logger()
+    for journey_id, since in sorted(plan.paused.items()):
+        log.info("journey %s is paused (since %s): its steps wait", journey_id,
+                 f"{since:%Y-%m-%d %H:%M}")
+    for journey_id, version, why in plan.unknown:
+        failures.append(f"journey {journey_id}@{version}: has due leads but cannot run ({why})")
+    journeys: dict[str, dict[str, Any]] = {}
+    for work in plan.work:
+        state = journey_flow(work.journey).run(work, at)
+        name = f"{work.journey.id}@{work.journey.version}"
+        if state.is_completed():
+            journeys[name] = state.result()
+        else:
+            failures.append(f"journey {name}: {state.message or state.name}")
+            journeys[name] = {"journey": work.journey.id, "version": work.journey.version,
+                              "failed": state.message or state.name}
+    qualified = _part(qualify, "qualify", failures)
+    hooks = _part(send_webhooks, "send-webhooks", failures)
+    mail = _part(send_mail, "send-mail", failures)
+    summary = {
+        "at": at.isoformat(),
+        "due": [{"journey": w.journey.id, "version": w.journey.version, "step": step,
+                 "due": count} for w in plan.work for step, count in w.due.items()],
+        "journeys": journeys, "paused": sorted(plan.paused), "qualified": qualified,
+        "webhooks": hooks, "mail": mail,
+        "quarantined": quarantine.counts(ripen.uow), "failures": failures}
+    _publish(summary, at)
+    return _ended(record, summary, failures)
+
+
+def _ended(record: int, summary: dict[str, Any], failures: list[str]) -> Any:
+    """Record how the run ended; a run with failed parts ends ``Failed`` naming them."""
+    ripen = runtime.current()
+    runs.finished(ripen.uow, record, ripen.clock(), status="failed" if failures else "ok",
+                  summary=summary, error="; ".join(failures) or None)
+    _summaries[str(flow_run.id)] = summary
+    if failures:
+        return Failed(message="; ".join(failures)[:2000])
+    return summary
+
+
+def _totals(summary: dict[str, Any]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for journey in summary["journeys"].values():
+        total.update(journey.get("counts", {}))
+    return total
+
+
+def _publish(summary: dict[str, Any], at: datetime) -> None:
+    """The tick's run name and its ``ripen-tick`` artifact: what happened, in one line and
+    one table."""
+    total = _totals(summary)
+    failed = len(summary["failures"])
+    name = (f"tick · {at:%Y-%m-%d %H:%M} · {len(summary['journeys'])} journeys · "
+            f"{total['sent']} sent" + (f" · {total['quarantined']} quarantined"
+                                       if total["quarantined"] else "")
+            + (f" · {failed} failed" if failed else ""))
+    rows = ["| journey | sent | deferred | quarantined | advanced | left | state |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for key, journey in sorted(summary["journeys"].items()):
+        counts = Counter(journey.get("counts", {}))
+        left = counts["exited"] + counts["ended"] + counts["slowest_case"]
+        rows.append(f"| {key} | {counts['sent']} | {counts['deferred']} | "
+                    f"{counts['quarantined']} | {counts['advanced']} | {left} | "
+                    f"{'failed: ' + journey['failed'] if 'failed' in journey else 'ok'} |")
+    rows += [f"| {journey_id} | | | | | | paused |" for journey_id in summary["paused"]]
+    quarantined = sum(summary["quarantined"].values())
+    lines = [f"## Tick at {at:%Y-%m-%d %H:%M} UTC", "", *rows, "",
+             f"Qualified: {summary['qualified']}; webhooks: {summary['webhooks']}; "
+             f"outbox: {summary['mail']}.",
+             f"Quarantined leads in all: {quarantined}"
+             + (" (`ripen leads quarantined`)" if quarantined else "") + "."]
+    if summary["failures"]:
+        lines += ["", "**Failed:**", *[f"- {f}" for f in summary["failures"]]]
+    create_markdown_artifact(key="ripen-tick", markdown="\n".join(lines),
+                             description=name)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_name(flow_run.id, name)
 
 
 @flow(name="ripen-maintenance", log_prints=False)
-def maintenance_flow() -> dict[str, Any]:
+def maintenance_flow() -> Any:
     """DOI upkeep (one reminder, purge), SLA timers, then send what they queued."""
-    reminded = doi_reminders()
-    purged = purge_unconfirmed()
-    escalated = sla_escalations()
-    hooks = send_webhooks()
-    sent = send_mail()
-    return {"reminded": reminded, "purged": purged, "escalated": escalated,
-            "webhooks": hooks, "mail": sent}
+    ripen = runtime.current()
+    record = runs.started(ripen.uow, "maintenance", ripen.clock())
+    failures: list[str] = []
+    summary = {"reminded": _part(doi_reminders, "doi-reminders", failures),
+               "purged": _part(purge_unconfirmed, "purge-unconfirmed", failures),
+               "escalated": _part(sla_escalations, "sla-escalations", failures),
+               "webhooks": _part(send_webhooks, "send-webhooks", failures),
+               "mail": _part(send_mail, "send-mail", failures),
+               "old_runs_forgotten": _part(forget_old_runs, "forget-old-runs", failures),
+               "failures": failures}
+    return _ended(record, summary, failures)
 
 
 @contextmanager
@@ -117,14 +219,23 @@ def no_heartbeats() -> Iterator[None]:
         yield
 
 
-def run_tick(now: datetime | None = None) -> list[dict[str, object]]:
-    """One tick, as the scheduler and ``ripen tick`` run it."""
+def _outcome(result: object) -> dict[str, Any]:
+    state = cast(State[Any], result)
+    summary = _summaries.pop(str(state.state_details.flow_run_id), {})
+    if state.is_completed():
+        return summary
+    raise TickFailed(state.message or state.name or "failed", summary)
+
+
+def run_tick(now: datetime | None = None) -> dict[str, Any]:
+    """One tick, as the scheduler and ``ripen tick`` run it: its summary, or ``TickFailed``
+    (with the summary of what did run) when a part of it failed."""
     ensure_temporary_server()
     with no_heartbeats():
-        return tick_flow(now)
+        return _outcome(tick_flow(now, return_state=True))
 
 
 def run_maintenance() -> dict[str, Any]:
     ensure_temporary_server()
     with no_heartbeats():
-        return maintenance_flow()
+        return _outcome(maintenance_flow(return_state=True))

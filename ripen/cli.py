@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -10,9 +11,9 @@ import tempfile
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import click
 import typer
@@ -58,6 +59,12 @@ app.add_typer(gdpr_app, name="gdpr")
 outbox_app = typer.Typer(help="The mail outbox: what was sent, what waits, what is unknown.",
                          no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
+leads_app = typer.Typer(help="Leads held back by a failure of their own: list and retry.",
+                        no_args_is_help=True)
+app.add_typer(leads_app, name="leads")
+journeys_app = typer.Typer(help="Journeys at run time: pause and resume them.",
+                           no_args_is_help=True)
+app.add_typer(journeys_app, name="journeys")
 audit_app = typer.Typer(help="Audits of the configuration (content gaps).",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -244,28 +251,68 @@ def _prepare_prefect(settings: Settings) -> None:
 
 @app.command()
 def tick(
-    now: Annotated[str | None, typer.Option(help="Pretend it is this time (ISO 8601); "
-                                            "default: now")] = None,
+    now: Annotated[str | None, typer.Option(
+        help="Run the whole tick at this time (ISO 8601): every step, the contact policy and "
+             "the outbox see it, so a 30-day wait can be tried in one command. Not in "
+             "production, not in the past [default: now]")] = None,
 ) -> None:
-    """Run one scheduler tick (the Prefect tick flow) and print what was due."""
-    at = _parse_time(now) if now else None
+    """Run one tick (the Prefect tick flow: every journey with work as its own flow run,
+    then qualification, webhooks and the outbox) and print what it did."""
     settings = _settings()
+    at = _travel_to(now, settings) if now else None
     _prepare_prefect(settings)
     from engine.bootstrap import bootstrap
+    from engine.clock import ManualClock, system_clock
     from flows import runtime
-    from flows.tick import run_tick
+    from flows.tick import TickFailed, run_tick
 
-    ripen_app = bootstrap(settings)
+    ripen_app = bootstrap(settings, clock=ManualClock(at) if at else system_clock)
     runtime.use(ripen_app)
     try:
-        due = run_tick(at)
+        summary = run_tick()
+        failed = None
+    except TickFailed as exc:
+        summary, failed = exc.summary, exc
     finally:
         runtime.use(None)
         ripen_app.dispose()
-    if not due:
-        out.print("nothing due")
-    for row in due:
-        out.print(f"{row['journey']}@{row['version']} {row['step']}: {row['due']} due")
+    _print_tick(summary)
+    if failed is not None:
+        raise RipenError(f"the tick had failures: {failed}")
+
+
+def _travel_to(text: str, settings: Settings) -> datetime:
+    """``--now``: a time at or after the present; refused on a production database."""
+    at = _parse_time(text)
+    if settings.env == "production":
+        raise RipenError("--now is refused with RIPEN_ENV=production: the tick would send real "
+                         "mail as if it were that time. Try it on a copy of the database "
+                         "(RIPEN_DATABASE_URL) with a test relay or the Maildir (RIPEN_MAIL_URL)")
+    present = datetime.now(UTC)
+    if at < present - timedelta(minutes=1):
+        raise RipenError(f"--now {at:%Y-%m-%dT%H:%M}Z is in the past: ripen's records only move "
+                         f"forward in time (it is {present:%Y-%m-%dT%H:%M}Z now)")
+    return at
+
+
+def _print_tick(summary: dict[str, Any]) -> None:
+    from flows.journeys import describe
+
+    out.print(f"tick at {summary.get('at', '?')}", markup=False, soft_wrap=True)
+    if not summary.get("journeys"):
+        out.print("  nothing due", markup=False)
+    for name, journey in sorted(summary.get("journeys", {}).items()):
+        if "failed" in journey:
+            out.print(f"  {name}: FAILED: {journey['failed']}", markup=False, soft_wrap=True)
+            continue
+        out.print(f"  {name}: {describe(journey)}", markup=False, soft_wrap=True)
+    for journey_id in summary.get("paused", []):
+        out.print(f"  {journey_id}: paused", markup=False)
+    quarantined = sum(summary.get("quarantined", {}).values())
+    out.print(f"  qualified {summary.get('qualified')}, webhooks {summary.get('webhooks')}, "
+              f"outbox {summary.get('mail')}"
+              + (f"; {quarantined} leads quarantined (ripen leads quarantined)"
+                 if quarantined else ""), markup=False, soft_wrap=True)
 
 
 def _known(items: Mapping[str, T], key: str, what: str) -> T:
@@ -507,6 +554,114 @@ def handovers_replay(
         counts = ripen_app.send_webhooks(ids=[delivery])
     out.print(f"delivery {delivery} ({row.webhook_id}) to {row.endpoint_id}: "
               + ", ".join(f"{k} {v}" for k, v in counts.items()), markup=False, soft_wrap=True)
+
+
+@leads_app.command("quarantined")
+def leads_quarantined(
+    journey: Annotated[str | None, typer.Option(help="Only this journey's")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON, for machines")] = False,
+) -> None:
+    """Leads whose step could not be done (their mail did not render, a filter failed on
+    their values): where they stopped and why. Fix the template or the data, then
+    `ripen leads retry`."""
+    from engine import quarantine
+
+    with _ripen() as ripen_app:
+        held = quarantine.listed(ripen_app.uow, journey=journey)
+    if as_json:
+        print(json.dumps([q.as_json() for q in held], indent=2))
+        return
+    for q in held:
+        out.print(f"{q.email} {q.journey}@{q.version} {q.stage}:{q.step} since "
+                  f"{q.since:%Y-%m-%d %H:%M} — {q.reason}" if q.since else
+                  f"{q.email} {q.journey}@{q.version} {q.stage}:{q.step} — {q.reason}",
+                  markup=False, soft_wrap=True)
+    out.print(f"{len(held)} quarantined", markup=False)
+
+
+@leads_app.command("retry")
+def leads_retry(
+    emails: Annotated[list[str] | None, typer.Argument(
+        help="Addresses to retry [default: every quarantined lead, or --journey's]",
+        show_default=False)] = None,
+    journey: Annotated[str | None, typer.Option(help="Only this journey's")] = None,
+) -> None:
+    """Make quarantined leads due again at their step: the next tick does it, once (the
+    outbox key of lead, journey version and step keeps a mail from going out twice)."""
+    from engine import quarantine
+
+    with _ripen() as ripen_app:
+        released = quarantine.retry(ripen_app.uow, now=ripen_app.clock(), journey=journey,
+                                    emails=emails or [])
+    for q in released:
+        out.print(f"{q.email} {q.journey} {q.stage}:{q.step}: due again", markup=False,
+                  soft_wrap=True)
+    out.print(f"{len(released)} leads due again at the next tick", markup=False)
+
+
+@journeys_app.command("pause")
+def journeys_pause(
+    journey: Annotated[str, typer.Argument(help="The journey's id")],
+    note: Annotated[str | None, typer.Option(help="Why (shown with it)")] = None,
+) -> None:
+    """Pause one journey: its steps stop running (no mail, no moves) until it is resumed;
+    the YAML stays as it is. The tick's Prefect artifact lists it as paused."""
+    with _ripen() as ripen_app:
+        changed = ripen_app.journeys.pause(journey, now=ripen_app.clock(), note=note)
+    _announce(f"ripen.journey.{'paused' if changed else 'still-paused'}", journey)
+    out.print(f"journey {journey} " + ("paused" if changed else "was paused already"),
+              markup=False)
+
+
+@journeys_app.command("resume")
+def journeys_resume(journey: Annotated[str, typer.Argument(help="The journey's id")]) -> None:
+    """Resume a paused journey: its due steps run at the next tick."""
+    with _ripen() as ripen_app:
+        changed = ripen_app.journeys.resume(journey)
+    if changed:
+        _announce("ripen.journey.resumed", journey)
+    out.print(f"journey {journey} " + ("resumed" if changed else "was not paused"),
+              markup=False)
+
+
+@journeys_app.command("list")
+def journeys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON, for machines")] = False,
+) -> None:
+    """Every journey with its version, kind and persona, whether it is paused, and how many
+    of its leads are quarantined."""
+    from engine import quarantine
+
+    with _ripen() as ripen_app:
+        paused = ripen_app.journeys.paused()
+        held = quarantine.counts(ripen_app.uow)
+        rows = [{"journey": j.id, "version": j.version, "kind": j.model.kind,
+                 "persona": j.model.persona,
+                 "paused_since": paused[j.id].isoformat() if j.id in paused else None,
+                 "quarantined": held.get(j.id, 0)}
+                for j in sorted(ripen_app.config.journeys.values(), key=lambda j: j.id)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        out.print(f"{row['journey']}@{row['version']} {row['kind']}"
+                  + (f" persona {row['persona']}" if row["persona"] else "")
+                  + (f" PAUSED since {row['paused_since']}" if row["paused_since"] else "")
+                  + (f", {row['quarantined']} quarantined" if row["quarantined"] else ""),
+                  markup=False, soft_wrap=True)
+
+
+def _announce(event: str, journey: str) -> None:
+    """Tell a Prefect server (deployment mode: PREFECT_API_URL) so its event feed shows the
+    operator's pause or resume; without one the next tick's artifact shows it."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    emit_event(event=event, resource={"prefect.resource.id": f"ripen.journey.{journey}",
+                                      "prefect.resource.name": journey})
+    EventsWorker.drain_all()
 
 
 @outbox_app.command("list")

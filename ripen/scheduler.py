@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -34,7 +35,7 @@ logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
 
 
 class TickScheduler:
-    def __init__(self, *, tick: Callable[[], list[dict[str, object]]], every_seconds: int,
+    def __init__(self, *, tick: Callable[[], dict[str, Any]], every_seconds: int,
                  clock: Clock, status: SchedulerStatus,
                  maintenance: Callable[[], object] | None = None,
                  maintenance_seconds: int = 900,
@@ -72,9 +73,10 @@ class TickScheduler:
     def _run(self) -> None:
         started: datetime = self._clock()
         try:
-            self.status.due = self._tick()
+            self.status.due = self._tick()["due"]
             self.status.last_tick_error = None
         except Exception as exc:  # a failed tick must not stop the next one
+            self.status.due = getattr(exc, "summary", {}).get("due", [])
             self.status.last_tick_error = self._failed("tick", exc)
         finally:
             self.status.last_tick_at = started

@@ -13,12 +13,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from engine.errors import RipenError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: A failure of the database itself (not of a lead's data): services let it pass upwards,
+#: so the whole transaction is tried again, instead of blaming one lead for it.
+StoreError = SQLAlchemyError
 
 
 def normalise_url(url: str) -> str:

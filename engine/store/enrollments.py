@@ -42,6 +42,11 @@ def due_steps(db: Session, *, now: datetime) -> list[DueStep]:
     return [DueStep(j, v, s, int(n)) for j, v, s, n in db.exec(query).all()]
 
 
+#: Enrollments a lead is still in: running, paused while sales has it, or quarantined until
+#: an operator retries (nobody re-enters the journey past these, and a withdrawal ends them).
+IN_JOURNEY = ("active", "paused", "quarantined")
+
+
 @dataclass(slots=True)
 class DueEnrollment:
     """The part of an enrollment a send step reads and moves."""
@@ -54,6 +59,7 @@ class DueEnrollment:
     status: str
     exit_reason: str | None
     ended_at: datetime | None
+    quarantine_reason: str | None = None  # set when the step failed for this lead
 
     def changes(self) -> dict[str, object]:
         """The row for ``bulk.update``: every column a step may have moved."""

@@ -141,6 +141,10 @@ class Enrollment(SQLModel, table=True):
               postgresql_where=text("status = 'active'")),
         # The due-step query: WHERE status='active' AND due_at <= now ORDER BY due_at.
         Index("ix_enrollment_due", "status", "due_at"),
+        # Quarantined leads are counted on every /health and tick (few rows, partial index).
+        Index("ix_enrollment_quarantined", "journey_id",
+              sqlite_where=text("status = 'quarantined'"),
+              postgresql_where=text("status = 'quarantined'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -150,8 +154,12 @@ class Enrollment(SQLModel, table=True):
     stage: str = Field(max_length=3)
     step_id: str = Field(max_length=80)
     status: str = Field(default="active", max_length=20,
-                        description="active | paused | completed | exited")
+                        description="active | paused | completed | exited | quarantined")
     due_at: datetime | None = _when(nullable=True)
+    # A step that could not be done for this lead (its mail did not render, a filter failed
+    # on its values): the enrollment stops here with the reason until an operator retries.
+    quarantined_at: datetime | None = _when(nullable=True)
+    quarantine_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = _when(nullable=True)
     stage_entered_at: datetime = _when()
@@ -394,7 +402,35 @@ class SignupAttempt(SQLModel, table=True):
                                 description="why the address was refused (invalid …)")
 
 
+class JourneyPause(SQLModel, table=True):
+    """A journey an operator paused (``ripen journeys pause``): its steps do not run until
+    it is resumed; the YAML stays as it is."""
+
+    __tablename__ = "journey_pause"
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_id: str = Field(max_length=80, unique=True)
+    paused_at: datetime = _when()
+    note: str | None = Field(default=None, max_length=200)
+
+
+class RunRecord(SQLModel, table=True):
+    """A tick or maintenance run: when it ran, how it ended and what it did (what /health
+    and the metrics read in every mode, also where the runs happen on Prefect workers)."""
+
+    __tablename__ = "run_record"
+    __table_args__ = (Index("ix_run_record_kind_started", "kind", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20, description="tick | maintenance")
+    started_at: datetime = _when()
+    finished_at: datetime | None = _when(nullable=True)
+    status: str = Field(max_length=20, description="running | ok | failed")
+    summary: dict[str, Any] = _json()
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
 TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, Handover,
           WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink, JourneyVersion,
-          WebhookEndpointState, StageEntry, SendDeferral)
+          WebhookEndpointState, StageEntry, SendDeferral, RunRecord, JourneyPause)

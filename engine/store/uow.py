@@ -27,9 +27,11 @@ from engine.store.tables import (
     Enrollment,
     Event,
     Handover,
+    JourneyPause,
     JourneyVersion,
     Lead,
     MailOutbox,
+    RunRecord,
     ScoreEntry,
     SentContent,
     SignupAttempt,
@@ -38,6 +40,7 @@ from engine.store.tables import (
     WebhookDelivery,
     WebhookEndpointState,
 )
+from engine.store.types import UtcDateTime
 
 
 class UnitOfWork:
@@ -325,7 +328,7 @@ class UnitOfWork:
         self.session.execute(
             update(Enrollment)
             .where(col(Enrollment.lead_id) == lead_id,
-                   col(Enrollment.status).in_(("active", "paused")))
+                   col(Enrollment.status).in_(enrollments.IN_JOURNEY))
             .values(status="exited", exit_reason=reason, ended_at=now, due_at=None)
             .execution_options(synchronize_session="fetch"))
 
@@ -425,7 +428,53 @@ class UnitOfWork:
     def in_flight(self, journey_id: str) -> Sequence[Enrollment]:
         return self.session.exec(
             select(Enrollment).where(col(Enrollment.journey_id) == journey_id,
-                                     col(Enrollment.status).in_(("active", "paused")))).all()
+                                     col(Enrollment.status).in_(enrollments.IN_JOURNEY))).all()
+
+    def oldest_engagement(self) -> dict[str, datetime]:
+        """Per journey, the oldest last engagement (or start) of its active enrollments:
+        whether the slowest case has leads to take out, in one query for every journey."""
+        last = func.min(func.coalesce(col(Enrollment.last_engaged_at),
+                                      col(Enrollment.started_at)), type_=UtcDateTime())
+        rows = self.session.exec(select(Enrollment.journey_id, last)
+                                 .where(col(Enrollment.status) == "active")
+                                 .group_by(Enrollment.journey_id)).all()
+        return {journey: when for journey, when in rows if when is not None}
+
+    def paused_journeys(self) -> dict[str, JourneyPause]:
+        return {row.journey_id: row for row in self.session.exec(select(JourneyPause)).all()}
+
+    def last_run(self, kind: str, *, finished: bool = False) -> RunRecord | None:
+        """The newest tick or maintenance run (only those that ended, with ``finished``)."""
+        query = select(RunRecord).where(RunRecord.kind == kind)
+        if finished:
+            query = query.where(col(RunRecord.finished_at).is_not(None))
+        return self.session.exec(query.order_by(col(RunRecord.started_at).desc(),
+                                                col(RunRecord.id).desc()).limit(1)).first()
+
+    def forget_runs(self, *, before: datetime) -> int:
+        table = RunRecord.__table__  # type: ignore[attr-defined]
+        return int(self.session.connection().execute(
+            delete(table).where(table.c.started_at < before)).rowcount or 0)
+
+    def quarantined(self, *, journey_id: str | None = None, emails: Sequence[str] = (),
+                    limit: int = 10_000) -> list[tuple[Enrollment, str | None]]:
+        """Quarantined enrollments (oldest first) with their lead's address."""
+        query = (select(Enrollment, Lead.email).join(Lead, col(Lead.id) == Enrollment.lead_id)
+                 .where(col(Enrollment.status) == "quarantined"))
+        if journey_id is not None:
+            query = query.where(col(Enrollment.journey_id) == journey_id)
+        if emails:
+            query = query.where(col(Lead.email).in_(list(emails)))
+        rows = self.session.exec(query.order_by(col(Enrollment.quarantined_at),
+                                                col(Enrollment.id)).limit(limit)).all()
+        return [(enrollment, email) for enrollment, email in rows]
+
+    def quarantined_counts(self) -> dict[str, int]:
+        """Quarantined enrollments per journey."""
+        rows = self.session.exec(select(Enrollment.journey_id, func.count())
+                                 .where(col(Enrollment.status) == "quarantined")
+                                 .group_by(Enrollment.journey_id)).all()
+        return {journey: int(count) for journey, count in rows}
 
     def journeys_with_active(self) -> set[str]:
         return set(self.session.exec(select(Enrollment.journey_id).distinct()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from engine.config.compiler import load_and_compile
 from engine.config.loader import ConfigPaths
 from engine.settings import load_settings
 from engine.store import database
+from engine.store.uow import UnitOfWork
 from ripen.api.app import SchedulerStatus, create_app
 from tests.factories import NOW, REPO
 
@@ -66,3 +68,39 @@ def test_health_warns_while_links_are_signed_with_a_generated_key(migrated: Engi
     body = TestClient(create_app(keyed)).get("/health").json()
     assert body["signing_keys"] == "RIPEN_SECRET_KEYS"
     assert "warnings" not in body
+
+
+def test_health_is_degraded_and_not_ready_while_ticks_fail_stall_or_leads_wait(
+        migrated: Engine) -> None:
+    """/health names each problem (the last tick failed, no tick for three intervals,
+    quarantined leads) with status degraded; /health/ready is 503 then, /health/live 200."""
+    from engine import runs
+    from engine.store.tables import Enrollment, Lead
+
+    web = _app(migrated)
+    assert web.get("/health").json()["status"] == "ok"  # just started: nothing to say yet
+    assert web.get("/health/ready").status_code == 200
+    record = runs.started(lambda: UnitOfWork(migrated), "tick", NOW - timedelta(minutes=4))
+    runs.finished(lambda: UnitOfWork(migrated), record, NOW - timedelta(minutes=4),
+                  status="failed", summary={}, error="journey x@1: boom")
+    with UnitOfWork(migrated) as work:
+        lead = Lead(public_id="q1", email="q@example.com", status="confirmed",
+                    created_at=NOW, updated_at=NOW)
+        work.add(lead)
+        work.flush()
+        work.add(Enrollment(lead_id=lead.id, journey_id="monika-marketing",
+                            journey_version="v1", stage="INF", step_id="inf-intro",
+                            status="quarantined", quarantined_at=NOW,
+                            quarantine_reason="step inf-intro: TypeError: x",
+                            stage_entered_at=NOW, started_at=NOW))
+        work.commit()
+    body = web.get("/health").json()
+    assert body["status"] == "degraded"
+    assert body["problems"] == [
+        "the last tick failed: journey x@1: boom",
+        "no tick for 4 min (ticks every 60 s)",
+        "1 leads quarantined (monika-marketing 1): ripen leads quarantined"]
+    assert body["quarantined"] == {"monika-marketing": 1}
+    ready = web.get("/health/ready")
+    assert (ready.status_code, ready.json()["status"]) == (503, "degraded")
+    assert web.get("/health/live").status_code == 200

@@ -19,11 +19,11 @@ def test_a_failed_tick_logs_one_line_keeps_the_traceback_and_the_next_tick_runs(
     in that file, the error on the status; the next tick runs and clears it."""
     calls: list[int] = []
 
-    def tick() -> list[dict[str, object]]:
+    def tick() -> dict[str, object]:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("Timed out while attempting to connect\nstdout: noise")
-        return [{"journey": "j", "version": "1", "step": "s", "due": 3}]
+        return {"due": [{"journey": "j", "version": "1", "step": "s", "due": 3}]}
 
     status = SchedulerStatus()
     errors: list[str | None] = []
