@@ -471,7 +471,7 @@ class JourneyRuntime:
                  for item in (content, offer) if item is not None}
         persona = self.config.personas.get(lead.persona_id or "")
         company = batch.accounts.get(lead.account_id) if lead.account_id else None
-        subject = step.send.subject or content.title
+        subject = content.title
         fast = self.tokens.dumps(Purpose.FAST_LANE, lead.public_id, now=now)
         unsubscribe = self.tokens.dumps(Purpose.UNSUBSCRIBE, lead.public_id, now=now)
         pixel = None
@@ -491,6 +491,9 @@ class JourneyRuntime:
             fast_lane_url=f"{self.base_url}/fast-lane/{fast}",
             unsubscribe_url=f"{self.base_url}/u/{unsubscribe}", identity=self.config.mail,
             open_pixel_url=pixel)
+        if step.send.subject:  # a template of its own, with the mail's variables
+            subject = context["subject"] = self.renderer.render_line(step.send.subject,
+                                                                     context)
         html, text = self.renderer.render(step.send.template, context)
         batch.links.extend(rows)
         suppressed = batch.suppressed.get(address_hash(lead.email))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from jinja2 import TemplateSyntaxError
+
 from engine.config.consent import ConsentConfig
 from engine.config.content import ContentItem
 from engine.config.journey import (
@@ -34,8 +36,15 @@ from engine.config.scoring import Scoring
 from engine.config.sla import Sla
 from engine.config.yamlfile import Loc, YamlDocument
 from engine.errors import ConfigError, Problem
-from engine.mail.context import marketing_context, sample_lead
-from engine.mail.templates import TemplateCatalog
+from engine.mail.context import (
+    OPTIONAL,
+    SCHEMA,
+    SUBJECT_SCHEMA,
+    marketing_context,
+    sample_lead,
+)
+from engine.mail.message import check_header
+from engine.mail.templates import TRANSACTIONAL, TemplateCatalog, make_environment, misuses
 from engine.stages import JourneyStage
 
 NEXT = "next"
@@ -219,6 +228,7 @@ class _JourneyChecker:
         self.journeys = journeys
         self.problems = problems
         self.checked_templates: set[str] = set()
+        self.misused: dict[str, bool] = {}  # template → misuses found (no render then)
 
     def compile(self, journey: Journey, doc: YamlDocument) -> CompiledJourney:
         problem = self.problems.append
@@ -360,15 +370,45 @@ class _JourneyChecker:
                                     f'content "{offer.id}" is not tagged for persona '
                                     f"{journey.persona}",
                                     _choices(self._fast_lane_items(journey), "fast-lane items")))
-        if self._template(doc, (*loc, "send", "template"), send.template) and item is not None:
-            persona = self.personas.get(journey.persona) if journey.persona else None
-            offer = self.content.get(send.fast_lane_offer) if send.fast_lane_offer else None
-            context = marketing_context(
-                subject=send.subject or item.title, lead=sample_lead(persona), persona=persona,
-                content=item, fast_lane_offer=offer,
-                fast_lane_url="https://example.invalid/fast-lane/t",
-                unsubscribe_url="https://example.invalid/u/t", identity=self.identity)
+        persona = self.personas.get(journey.persona) if journey.persona else None
+        offer = self.content.get(send.fast_lane_offer) if send.fast_lane_offer else None
+        context = marketing_context(
+            subject=item.title if item else "", lead=sample_lead(persona), persona=persona,
+            content=item, fast_lane_offer=offer,
+            fast_lane_url="https://example.invalid/fast-lane/t",
+            unsubscribe_url="https://example.invalid/u/t",
+            identity=self.identity) if item is not None else None
+        if send.subject is not None:
+            self._subject(doc, (*loc, "send", "subject"), send.subject, context)
+        if self._template(doc, (*loc, "send", "template"), send.template) and \
+                context is not None and not self.misused.get(send.template):
+            # every branch was checked against the schema; a sample render finds what
+            # depends on values (an optional variable used without {% if %} …)
             self.problems.extend(self.templates.render_problems(send.template, context))
+
+    def _subject(self, doc: YamlDocument, loc: Loc, subject: str,
+                 context: dict[str, Any] | None) -> None:
+        """A step's subject is a one-line template with the mail's variables."""
+        env = make_environment(self.templates.folder)
+        try:
+            ast = env.parse(subject)
+        except TemplateSyntaxError as exc:
+            self.problems.append(doc.problem(loc, f"the subject is not a valid template: "
+                                                  f"{exc.message}",
+                                             "write variables as {{ lead.first_name }} and "
+                                             "close every {% if %} with {% endif %}"))
+            return
+        misused = misuses(ast, SUBJECT_SCHEMA, env, OPTIONAL)
+        for misuse in misused:
+            self.problems.append(doc.problem(loc, misuse.message, misuse.hint))
+        if misused or context is None:
+            return
+        try:
+            rendered = env.from_string(subject).render(context)
+            check_header("subject", rendered)
+        except Exception as exc:  # what a sample lead's values make of it
+            self.problems.append(doc.problem(loc, f"{type(exc).__name__}: {exc}",
+                                             "guard optional values with {% if … %}"))
 
     def _template(self, doc: YamlDocument, loc: Loc, name: str) -> bool:
         """Report a missing template or part; True when both parts exist."""
@@ -389,6 +429,10 @@ class _JourneyChecker:
         if name not in self.checked_templates:
             self.checked_templates.add(name)
             self.problems.extend(self.templates.marketing_problems(name))
+            if not missing and not name.startswith(TRANSACTIONAL):
+                misused = self.templates.misuse_problems(name, SCHEMA, OPTIONAL)
+                self.misused[name] = bool(misused)
+                self.problems.extend(misused)
         return not missing
 
     def _stage_exit(self, doc: YamlDocument, stage: JourneyStage, rule: Any,

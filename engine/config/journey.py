@@ -13,6 +13,7 @@ from engine.config.types import (
     EventType,
     FitGrade,
     Frozen,
+    HeaderText,
     Id,
     TemplateName,
     ripen_error,
@@ -28,7 +29,9 @@ class SendAction(Frozen):
 
     content: Id
     template: TemplateName
-    subject: str | None = Field(default=None, description="default: the content's title")
+    subject: HeaderText | None = Field(
+        default=None, description="a template like the mail's own, on one line: "
+        "'{{ content.title }} für {{ lead.company }}' (default: the content's title)")
     fast_lane_offer: Id | None = Field(
         default=None, description="a fast_lane content item offered alongside (Sales Fast Lane)"
     )

@@ -1,4 +1,7 @@
-"""What a marketing template can use: one builder for sending, previews and validation."""
+"""What a marketing template can use: one builder for sending, previews and validation, and
+the schema of it (``SCHEMA``) that ``ripen validate`` checks every branch of every template
+against (``engine.mail.templates``), so the two cannot drift apart (a test compares them).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,48 @@ from engine.config.content import ContentItem
 from engine.config.mail import MailIdentity
 from engine.config.persona import Persona
 
+#: A field's kind in ``SCHEMA``: text, a list of texts, or a record of further fields.
+#: A ``?`` marks a field that may be empty (None): guard it with ``{% if … %}``.
+TEXT, TEXT_OR_NONE, LIST = "text", "text?", "list"
+_ITEM: dict[str, Any] = {"id": TEXT, "title": TEXT, "type": TEXT, "summary": TEXT,
+                         "url": TEXT, "language": TEXT}
+#: Every variable of a marketing mail, and what it holds (the marketer's guide lists them).
+SCHEMA: dict[str, Any] = {
+    "subject": TEXT,
+    "lead": {"first_name": TEXT_OR_NONE, "last_name": TEXT_OR_NONE,
+             "job_title": TEXT_OR_NONE, "company": TEXT_OR_NONE, "language": TEXT},
+    "persona": {"id": TEXT, "name": TEXT, "description": TEXT, "positions": LIST,
+                "industries": LIST, "regions": LIST, "pains": LIST, "desired_results": LIST,
+                "objections": LIST, "keywords": LIST},
+    "content": _ITEM,
+    "fast_lane_offer": _ITEM,
+    "fast_lane_url": TEXT,
+    "unsubscribe_url": TEXT,
+    "open_pixel_url": TEXT_OR_NONE,
+    "imprint": TEXT,
+    "sender": {"name": TEXT, "address": TEXT},
+}
+#: Variables that may be None as a whole (no persona fits, no fast-lane offer on the step).
+OPTIONAL = ("persona", "fast_lane_offer", "open_pixel_url")
 #: The variables of every marketing mail (shown in hints when a template uses another).
-VARIABLES = ("subject", "lead", "persona", "content", "fast_lane_offer", "fast_lane_url",
-             "unsubscribe_url", "open_pixel_url", "imprint", "sender")
+VARIABLES = tuple(SCHEMA)
+#: A step's subject is a template too, rendered with the same variables but its own.
+SUBJECT_SCHEMA = {name: kind for name, kind in SCHEMA.items() if name != "subject"}
 
 
 def _item(item: ContentItem, url: str | None) -> dict[str, Any]:
     return {"id": item.id, "title": item.title, "type": item.type, "summary": item.summary,
             "url": url if url is not None else str(item.url), "language": item.language}
+
+
+def persona_fields(persona: Persona) -> dict[str, Any]:
+    """What a template may say about the persona (seed 000 §2.3: pains, desired results,
+    objections …)."""
+    return {"id": persona.id, "name": persona.name, "description": persona.description,
+            "positions": list(persona.positions), "industries": list(persona.industries),
+            "regions": list(persona.regions), "pains": list(persona.pains),
+            "desired_results": list(persona.desired_results),
+            "objections": list(persona.objections), "keywords": list(persona.keywords)}
 
 
 def marketing_context(*, subject: str, lead: Mapping[str, Any], persona: Persona | None,
@@ -33,7 +70,7 @@ def marketing_context(*, subject: str, lead: Mapping[str, Any], persona: Persona
         "lead": {"first_name": lead.get("first_name"), "last_name": lead.get("last_name"),
                  "job_title": lead.get("job_title"), "company": lead.get("company"),
                  "language": lead.get("language") or "de"},
-        "persona": {"id": persona.id, "name": persona.name} if persona else None,
+        "persona": persona_fields(persona) if persona else None,
         "content": _item(content, content_url),
         "fast_lane_offer": _item(fast_lane_offer, fast_lane_offer_url) if fast_lane_offer
         else None,

@@ -15,11 +15,13 @@ from typing import Any
 import css_inline
 from jinja2 import Template
 
+from engine.mail.message import check_header
 from engine.mail.templates import SUFFIX, make_environment
 
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_link_tags=False,
                                  keep_at_rules=True)
 _STYLE_BLOCK = re.compile(r"<style", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t]+")
 
 
 def inline_css(html: str) -> str:
@@ -36,6 +38,21 @@ class Renderer:
     def __init__(self, folder: Path) -> None:
         self._env = make_environment(folder)
         self._compiled: dict[str, tuple[Template, Template]] = {}
+        self._lines: dict[str, Template] = {}
+
+    def render_line(self, source: str, context: Mapping[str, Any], *,
+                    limit: int = 300) -> str:
+        """A one-line template such as a step's subject, compiled once per process, rendered
+        as plain text: whitespace runs become one space; a line break or more than ``limit``
+        characters (the outbox column) raise, so the one lead it happens for is held back."""
+        template = self._lines.get(source)
+        if template is None:
+            template = self._lines[source] = self._env.from_string(source)
+        text = _SPACES.sub(" ", template.render(context)).strip()
+        check_header("subject", text)
+        if len(text) > limit:
+            raise ValueError(f"the subject has {len(text)} characters, at most {limit}")
+        return text
 
     def render(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
         """(html, text) of template ``name``; a missing variable raises (StrictUndefined)."""

@@ -7,9 +7,11 @@ is a marketing template and must show an unsubscribe link and the sender imprint
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jinja2 import (
     FileSystemLoader,
@@ -18,6 +20,7 @@ from jinja2 import (
     TemplateSyntaxError,
     UndefinedError,
     meta,
+    nodes,
     select_autoescape,
 )
 from jinja2.sandbox import SandboxedEnvironment
@@ -46,6 +49,133 @@ def make_environment(folder: Path) -> SandboxedEnvironment:
         keep_trailing_newline=True,
         auto_reload=False,  # compiled once per process; `{% extends %}` must not stat files
     )
+
+
+@dataclass(frozen=True)
+class Misuse:
+    """A variable, field, filter or test a template uses that the mail will not have."""
+
+    line: int
+    message: str
+    hint: str
+
+
+def misuses(ast: nodes.Template, schema: Mapping[str, Any], env: SandboxedEnvironment,
+            optional: tuple[str, ...] = ()) -> list[Misuse]:
+    """Every use in ``ast`` — in every branch, taken or not — of a variable the schema does
+    not have, a field its record does not have, an attribute text does not have, a field
+    of an ``optional`` variable outside an ``{% if %}`` about it, or an unknown filter or
+    test. A sample render sees one branch only; this sees them all."""
+    found: list[Misuse] = []
+    local = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    known = set(schema) | set(env.globals) | local | {"loop", "super", "self", "varargs",
+                                                      "kwargs", "caller"}
+    try:
+        undeclared = meta.find_undeclared_variables(ast)
+    except TemplateSyntaxError:  # an unknown filter or test: reported below, by name
+        undeclared = set()
+    for name in sorted(undeclared - known):
+        line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
+        found.append(Misuse(line, f"undefined variable: no variable '{name}'",
+                            _suggest(name, schema, "a marketing mail has")))
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
+        field = _field(node)
+        path = _path(node.node, schema, local) if field is not None else None
+        if field is None or path is None:
+            continue
+        where, kind = path
+        if isinstance(kind, dict):
+            if field not in kind:
+                found.append(Misuse(node.lineno,
+                                    f"undefined variable: {where} has no field '{field}'",
+                                    _suggest(field, kind, f"{where} has")))
+        elif isinstance(node, nodes.Getattr) and not hasattr(list if kind == "list" else str,
+                                                              field):
+            what = "a list" if kind == "list" else "text"
+            found.append(Misuse(node.lineno, f"undefined variable: {where} is {what}; it has "
+                                             f"no '{field}'",
+                                f"use {{{{ {where} }}}} as it is"))
+    unguarded = _unguarded(ast, {n: schema[n] for n in optional
+                                 if n in schema and n not in local}, frozenset())
+    found += list({(m.line, m.message.split(",")[0]): m for m in unguarded}.values())
+    for kind, names, registry in (("filter", nodes.Filter, env.filters),
+                                  ("test", nodes.Test, env.tests)):
+        for node in ast.find_all(names):
+            if node.name not in registry:
+                close = difflib.get_close_matches(node.name, list(registry), n=1)
+                found.append(Misuse(node.lineno, f"unknown {kind} '{node.name}'",
+                                    f"did you mean '{close[0]}'?" if close else
+                                    f"see the Jinja {kind}s: " + ", ".join(sorted(registry))[:200]))
+    return sorted(found, key=lambda m: m.line)
+
+
+def _unguarded(node: nodes.Node, optional: Mapping[str, Any],
+               guarded: frozenset[str]) -> list[Misuse]:
+    """Fields read from an optional variable (``fast_lane_offer.title``) where no
+    ``{% if fast_lane_offer %}``, ``… if fast_lane_offer else …`` or ``| default`` guards
+    them: the mail fails for every lead of a step without it."""
+    if not optional:
+        return []
+    found: list[Misuse] = []
+    if isinstance(node, nodes.If | nodes.CondExpr):
+        names = guarded | {n.name for n in node.test.find_all(nodes.Name)}
+        if isinstance(node.test, nodes.Name):
+            names |= {node.test.name}
+        found += _unguarded(node.test, optional, names)
+        body = node.body if isinstance(node, nodes.If) else [node.expr1]
+        rest = [*node.elif_, *node.else_] if isinstance(node, nodes.If) else \
+            [node.expr2] if node.expr2 is not None else []
+        for child in body:
+            found += _unguarded(child, optional, names)
+        for child in rest:
+            found += _unguarded(child, optional, guarded)
+        return found
+    if isinstance(node, nodes.Filter) and node.name in ("default", "d"):
+        return found  # {{ fast_lane_offer.title | default("") }} is guarded
+    if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name) \
+            and node.node.name in optional and node.node.name not in guarded \
+            and _field(node) in optional[node.node.name]:  # (an unknown field: reported)
+        name = node.node.name
+        return [Misuse(node.lineno, f"{name} may be empty, and {name}.{_field(node)} then "
+                                    "fails the mail",
+                       f"guard it: {{% if {name} %}}…{{% endif %}}")]
+    for child in node.iter_child_nodes():
+        found += _unguarded(child, optional, guarded)
+    return found
+
+
+def _path(node: nodes.Node, schema: Mapping[str, Any],
+          local: set[str]) -> tuple[str, Any] | None:
+    """Where an expression like ``lead`` or ``persona.pains`` points in the schema (its
+    dotted name and kind), or None when it is a local name or cannot be followed."""
+    if isinstance(node, nodes.Name):
+        if node.name in local or node.name not in schema:
+            return None
+        return node.name, schema[node.name]
+    if isinstance(node, nodes.Getattr | nodes.Getitem):
+        field = _field(node)
+        parent = _path(node.node, schema, local)
+        if parent is None or not isinstance(field, str) or not isinstance(parent[1], dict) \
+                or field not in parent[1]:
+            return None
+        return f"{parent[0]}.{field}", parent[1][field]
+    return None
+
+
+def _field(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    """The field ``lead.first_name`` or ``lead["first_name"]`` reads (None: computed)."""
+    if isinstance(node, nodes.Getattr):
+        return str(node.attr)
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+def _suggest(name: str, known: Mapping[str, Any], intro: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    listed = f"{intro}: " + ", ".join(known)
+    return f"did you mean '{close[0]}'? {listed}" if close else listed
 
 
 @dataclass(frozen=True)
@@ -116,6 +246,31 @@ class TemplateCatalog:
             except (TemplateNotFound, TemplateSyntaxError, OSError):
                 continue  # reported as missing or broken elsewhere
 
+    def misuse_problems(self, name: str, schema: Mapping[str, Any],
+                        optional: tuple[str, ...] = ()) -> list[Problem]:
+        """Both parts of template ``name`` and everything they extend or include, checked in
+        every branch against the variables the mail will have (``misuses``)."""
+        env = make_environment(self.folder)
+        problems: list[Problem] = []
+        seen: set[str] = set()
+        todo = [self.file(name, part) for part in PARTS]
+        while todo:
+            relative = todo.pop(0)
+            if relative in seen:
+                continue
+            seen.add(relative)
+            assert env.loader is not None
+            try:
+                source, _, _ = env.loader.get_source(env, relative)
+                ast = env.parse(source)
+            except (OSError, UnicodeDecodeError, TemplateNotFound, TemplateSyntaxError):
+                continue  # reported as missing or broken elsewhere
+            problems += [Problem(self.display(relative), m.line, 1, m.message, m.hint)
+                         for m in misuses(ast, schema, env, optional)]
+            todo += [child for child in meta.find_referenced_templates(ast)
+                     if child is not None]
+        return problems
+
     def missing_parts(self, name: str) -> list[str]:
         return [part for part in PARTS if not (self.folder / self.file(name, part)).is_file()]
 
@@ -153,9 +308,9 @@ class TemplateCatalog:
         try:
             source, _, _ = env.loader.get_source(env, relative)
             ast = env.parse(source)
+            used = set(meta.find_undeclared_variables(ast))
         except (OSError, UnicodeDecodeError, TemplateNotFound, TemplateSyntaxError):
-            return None
-        used = set(meta.find_undeclared_variables(ast))
+            return None  # unreadable, broken or an unknown filter: reported elsewhere
         for child in meta.find_referenced_templates(ast):
             if child is not None:
                 more = self._variables(env, child, seen)

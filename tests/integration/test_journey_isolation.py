@@ -7,6 +7,7 @@ import mailbox
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
@@ -174,4 +175,36 @@ def test_a_journey_that_cannot_run_fails_the_tick_but_not_the_others(
         [kept] = uow.session.exec(select(Enrollment).where(
             Enrollment.lead_id == pinned)).all()
     assert (kept.status, kept.step_id) == ("active", "inf-intro")
+    runtime.use(None)
+
+
+def test_a_subject_is_a_template_rendered_for_each_lead(
+        migrated: Engine, tree: Path, tmp_path: Path) -> None:
+    """`subject: '{{ content.title }} für {{ lead.company }}'` greets each lead's company;
+    a lead whose subject would not fit the outbox (300 characters) is quarantined, not the
+    batch."""
+    journey = tree / "config" / "journeys" / "peter-produktionsleiter.yaml"
+    send = ("send: {content: pp-oee-grundlagen, template: content_offer, "
+            "fast_lane_offer: pp-checkliste-mes-auswahl}")
+    text = journey.read_text(encoding="utf-8")
+    assert send in text
+    journey.write_text(text.replace(send, send[:-1] + ", subject: '{{ content.title }}"
+                                    "{% if lead.job_title %} – für {{ lead.job_title }}"
+                                    " ({{ lead.job_title | upper }}){% endif %}'}"),
+                       encoding="utf-8")
+    app = _app(tree, migrated, tmp_path, ManualClock(NOW))
+    [short] = saved_leads(migrated, 1, prefix="kurz", last_name="K", job_title="Werksleiter")
+    [long] = saved_leads(migrated, 1, prefix="lang", last_name="L", job_title="x" * 200)
+    [none] = saved_leads(migrated, 1, prefix="ohne", last_name="O")
+    _due(app, "peter-produktionsleiter", [short, long, none])
+    app.journeys.tick()
+    app.send_mail()
+    title = app.config.content["pp-oee-grundlagen"].title
+    subjects = {str(m["To"]): str(make_header(decode_header(m["Subject"])))
+                for m in mailbox.Maildir(str(tmp_path / "outbox"))}
+    assert subjects == {"kurz0@example.com": f"{title} – für Werksleiter (WERKSLEITER)",
+                        "ohne0@example.com": title}
+    [held] = quarantine.listed(app.uow)
+    assert held.email == "lang0@example.com"
+    assert "the subject has" in held.reason
     runtime.use(None)

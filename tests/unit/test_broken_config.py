@@ -290,7 +290,7 @@ CASES = [
     Broken(
         'template_undefined_variable',
         {'templates/email/offer.html.j2': [('{{ content.title }}</h1>', '{{ content.titel }}</h1>')]},
-        "templates/email/offer.html.j2:2:1: undefined variable: no such field 'titel'\n  hint: a marketing mail has: subject, lead, persona, content, fast_lane_offer, fast_lane_url, unsubscribe_url, open_pixel_url, imprint, sender",
+        "templates/email/offer.html.j2:2:1: undefined variable: content has no field 'titel'\n  hint: did you mean 'title'? content has: id, title, type, summary, url, language",
     ),
 
 ]
