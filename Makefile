@@ -6,9 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck check install lock clean chromium bench
 
-## make run: install if needed, migrate, serve the API on localhost:8000 and run the scheduler
+## make run: install if needed, migrate, serve the API on localhost:8000, run the scheduler, and serve Prefect's UI on localhost:4200
 run: $(STAMP)
-	$(BIN)/ripen run
+	$(BIN)/ripen run --ui
 
 ## make test: the whole test suite (SQLite; PostgreSQL too when RIPEN_TEST_DATABASE_URL is set)
 test: $(STAMP) chromium

@@ -70,12 +70,21 @@ def fresh_database(backend: str) -> Iterator[Engine]:
         admin.dispose()
 
 
-def bench_config(*, webhook_url: str | None = None) -> CompiledConfig:
+#: The recycling journey's copies S4 adds, so that 20 journeys have due leads in one tick.
+RECYCLE_COPIES = 17
+
+
+def bench_config(*, webhook_url: str | None = None, recycle_copies: int = 0) -> CompiledConfig:
     """The example configuration without the relay rate limit (we measure us, not a bucket);
-    with ``webhook_url`` the CRM endpoint points there (loopback allowed)."""
+    with ``webhook_url`` the CRM endpoint points there (loopback allowed); with
+    ``recycle_copies`` that many copies of the recycling journey (``wiedervorlage-2`` …)."""
     root = Path(tempfile.mkdtemp(prefix="ripen-bench-config-"))
     for folder in ("config", "content", "templates"):
         shutil.copytree(REPO / folder, root / folder)
+    recycle = (root / "config" / "journeys" / "wiedervorlage.yaml").read_text()
+    for n in range(2, 2 + recycle_copies):
+        (root / "config" / "journeys" / f"wiedervorlage-{n}.yaml").write_text(
+            recycle.replace("id: wiedervorlage", f"id: wiedervorlage-{n}", 1))
     mail = root / "config" / "mail.yaml"
     mail.write_text(re.sub(r"(?m)^rate_limit:.*\n(?:[ \t]+.*\n)*", "", mail.read_text()))
     if webhook_url is not None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, text
+from sqlalchemy import Table, bindparam, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -149,3 +149,20 @@ def seed(ripen: Ripen, *, leads: int, due: int, seed: int = 1,
         with engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
     return [i + 1 for i in range(leads)]
+
+
+def spread_due(ripen: Ripen, journey_ids: list[str], *, now: datetime | None = None) -> None:
+    """Move the due enrollments of ``seed`` round-robin into the recycling journeys named
+    (copies of ``wiedervorlage``, at their first step), beside the three persona journeys:
+    a tick with due leads in ``3 + len(journey_ids)`` journeys."""
+    now = now or ripen.clock()
+    ways = 3 + len(journey_ids)
+    table = Enrollment.__table__  # type: ignore[attr-defined]
+    with ripen.db.begin() as connection:
+        for k, journey_id in enumerate(journey_ids, start=3):
+            journey = ripen.config.journeys[journey_id]
+            stage = next(iter(journey.entry))
+            connection.execute(update(table).where(table.c.due_at <= now,
+                                                   table.c.id % ways == k).values(
+                journey_id=journey.id, journey_version=journey.version, stage=stage.value,
+                step_id=journey.entry[stage]))

@@ -10,13 +10,18 @@ leases), so each side effect happens once whichever worker gets there first.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from prefect import Flow, get_client
+from prefect.automations import Automation
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import StateType
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 from prefect.workers.process import ProcessWorker
@@ -58,9 +63,50 @@ def _register(flow: Flow[..., Any], name: str, every: timedelta, description: st
     """Register one deployment that imports the flow by module path: the workers run the
     installed ripen (no image, no code storage to pull)."""
     made = flow.to_deployment(name, interval=every, entrypoint_type=EntrypointType.MODULE_PATH,
-                              tags=["ripen"], description=description)
+                              tags=["ripen"], description=description,
+                              job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY":
+                                                     str(HEARTBEAT.seconds)}})
     assert isinstance(made, RunnerDeployment)  # to_deployment is sync outside an event loop
     return Registered(f"{flow.name}/{name}", every, str(made.apply(work_pool_name=pool)))
+
+
+#: How often a deployment's flow run says it is alive (Prefect's minimum), and how long
+#: silence makes it crashed: a worker killed mid-run leaves its run Running otherwise.
+HEARTBEAT = timedelta(seconds=30)
+SILENCE = timedelta(seconds=90)
+CRASH_AUTOMATION = "ripen: crash flow runs whose worker died"
+
+
+def ensure_crash_automation() -> bool:
+    """The Prefect automation that marks a flow run crashed when its heartbeats stop (its
+    worker was killed); True when it was created. The journey flows inside a tick send no
+    heartbeats of their own (each would wait up to a second at its end)."""
+    return asyncio.run(_ensure_crash_automation())
+
+
+async def _ensure_crash_automation() -> bool:
+    try:
+        await Automation.aread(name=CRASH_AUTOMATION)
+        return False
+    except ValueError:  # not there yet
+        pass
+    await Automation(
+        name=CRASH_AUTOMATION,
+        description="A ripen tick or maintenance run whose heartbeats stopped for "
+                    f"{SILENCE.seconds} s (its worker died) becomes Crashed.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed",
+                    "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
+                    "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+            within=SILENCE),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message=f"no heartbeat for {SILENCE.seconds} s: its "
+                                            "worker died")],
+    ).acreate()
+    return True
 
 
 def register(settings: Settings, *, pool: str) -> list[Registered]:

@@ -29,6 +29,7 @@ from typing import Any
 from prefect import Flow, Task, flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import TagsContext
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from engine.config.compiler import CompiledJourney
 from engine.journeys import JourneyWork, StepReport
@@ -133,7 +134,10 @@ class JourneyFlow:
         """The journey's flow run for this tick, as a Prefect state (a failure stays in it:
         the caller goes on with the other journeys)."""
         named = self.flow.with_options(flow_run_name=run_name(self.journey, at))
-        with tags(*journey_tags(self.journey)):
+        # no heartbeats of its own: the tick's tell a dead worker, and a journey's would
+        # make it wait up to a second at its end
+        with tags(*journey_tags(self.journey)), \
+                temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             return named(work.due, work.slowest_case, at, return_state=True)
 
 

@@ -40,3 +40,4 @@ def ensure_temporary_server() -> None:
                 f"Prefect's temporary server did not start ({reason}); allow it more time "
                 "with PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL "
                 "to a running Prefect server") from exc
+

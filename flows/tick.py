@@ -19,10 +19,17 @@ from typing import Any, cast
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import State, StateType
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.states import Failed
+from prefect.states import Crashed, Failed
 
 from engine import quarantine, runs
 from engine.errors import RipenError
@@ -88,6 +95,30 @@ def purge_unconfirmed() -> int:
 def forget_old_runs() -> int:
     ripen = runtime.current()
     return runs.forget_old(ripen.uow, ripen.clock())
+
+
+@task(name="orphaned-journey-runs")
+def crash_orphaned_journey_runs() -> int:
+    """Journey flow runs still Running under a tick that has ended — their worker died with
+    them (the tick itself is marked Crashed by ``ripen deploy``'s heartbeat automation;
+    journey runs send no heartbeats): marked Crashed, so the UI does not show them running
+    forever. Returns how many."""
+    crashed = 0
+    with get_client(sync_client=True) as client:
+        running = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(like_="journey:")),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.RUNNING]))), limit=200)
+        for run in running:
+            if run.parent_task_run_id is None:
+                continue
+            parent = client.read_flow_run(
+                client.read_task_run(run.parent_task_run_id).flow_run_id)  # type: ignore[arg-type]
+            if parent.state is not None and parent.state.is_final():
+                client.set_flow_run_state(run.id, Crashed(
+                    message=f"its tick ended {parent.state.name}: the worker died"), force=True)
+                crashed += 1
+    return crashed
 
 
 @task(name="journey-versions")
@@ -169,7 +200,8 @@ def _publish(summary: dict[str, Any], at: datetime) -> None:
     one table."""
     total = _totals(summary)
     failed = len(summary["failures"])
-    name = (f"tick · {at:%Y-%m-%d %H:%M} · {len(summary['journeys'])} journeys · "
+    journeys = len(summary["journeys"])
+    name = (f"tick · {at:%Y-%m-%d %H:%M} · {journeys} journey{'s' if journeys != 1 else ''} · "
             f"{total['sent']} sent" + (f" · {total['quarantined']} quarantined"
                                        if total["quarantined"] else "")
             + (f" · {failed} failed" if failed else ""))
@@ -208,6 +240,8 @@ def maintenance_flow() -> Any:
                "webhooks": _part(send_webhooks, "send-webhooks", failures),
                "mail": _part(send_mail, "send-mail", failures),
                "old_runs_forgotten": _part(forget_old_runs, "forget-old-runs", failures),
+               "orphaned_journey_runs": _part(crash_orphaned_journey_runs,
+                                              "orphaned-journey-runs", failures),
                "failures": failures}
     return _ended(record, summary, failures)
 

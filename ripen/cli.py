@@ -10,7 +10,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -339,10 +339,30 @@ def run(
     tick_seconds: Annotated[int | None, typer.Option(
         help="Seconds between ticks [default: $RIPEN_TICK_SECONDS or 60]",
         show_default=False)] = None,
+    ui: Annotated[bool, typer.Option(
+        "--ui/--no-ui", help="Also serve Prefect's UI (the journeys' flow runs, their counts "
+        "and artifacts) on 127.0.0.1:--ui-port; `make run` does")] = False,
+    ui_port: Annotated[int, typer.Option(help="Port of Prefect's UI")] = 4200,
 ) -> None:
     """Validate, migrate, then serve the API and run the scheduler until Ctrl-C."""
     settings = _settings()
     _prepare_prefect(settings)
+    from ripen.prefect_ui import UiServer
+
+    prefect_ui = UiServer(ui_port, settings.var_dir / "log" / "prefect-ui.log") if ui else None
+    with ExitStack() as stack:
+        if prefect_ui is not None:  # before Prefect is imported: its flows report to it
+            out.print(f"starting Prefect's UI on {prefect_ui.url} (10–30 s the first time) …",
+                      markup=False)
+            stack.callback(prefect_ui.stop)
+            prefect_ui.start()
+        _serve(settings, host=host, port=port, tick_seconds=tick_seconds,
+               ui_url=prefect_ui.url if prefect_ui is not None else None)
+
+
+def _serve(settings: Settings, *, host: str, port: int, tick_seconds: int | None,
+           ui_url: str | None) -> None:
+    """`ripen run` once Prefect's UI (if any) answers: the API and the scheduler."""
     import uvicorn
 
     from engine.bootstrap import bootstrap
@@ -365,6 +385,8 @@ def run(
               f"database {redact.url(settings.effective_database_url)}, "
               f"mail {redact.url(settings.effective_mail_url)}", markup=False, soft_wrap=True)
     _warn_generated_key(ripen_app)
+    if ui_url is not None:
+        out.print(f"Prefect UI: {ui_url} — each journey is a flow journey:<id>", markup=False)
     # SIGTERM ends ripen as Ctrl-C does: uvicorn re-raises the signal once it has stopped,
     # and the default action would kill the process before Prefect's temporary server is
     # stopped (at exit), leaving it running.
@@ -1216,10 +1238,13 @@ def deploy(pool: PoolOption = DEFAULT_POOL) -> None:
 
     ripen_app = bootstrap(settings)  # the configuration is valid and the schema current
     ripen_app.dispose()
-    from flows.deployments import ensure_pool, register
+    from flows.deployments import CRASH_AUTOMATION, ensure_crash_automation, ensure_pool, register
 
     created = ensure_pool(pool)
     out.print(f"work pool {pool}: {'created' if created else 'exists'} (process) on {url}")
+    made = ensure_crash_automation()
+    out.print(f"automation {CRASH_AUTOMATION!r}: {'created' if made else 'exists'} (flow runs "
+              "send heartbeats; a run whose worker died becomes Crashed)", markup=False)
     for registered in register(settings, pool=pool):
         out.print(f"deployment {registered.name}: every {registered.every}  "
                   f"(id {registered.deployment_id})", markup=False)

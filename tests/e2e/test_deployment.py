@@ -320,6 +320,17 @@ def _settled(cluster: Cluster) -> bool:
     return bool(due == 0 and open_mail == 0 and open_hooks == 0)
 
 
+def _flow_runs(cluster: Cluster, state: str) -> list[str]:
+    """Ids of the tick and maintenance flow runs in ``state`` (RUNNING, CRASHED …); the
+    journey runs inside a tick are the maintenance run's to settle (its own test)."""
+    answer = httpx.post(f"{cluster.env['PREFECT_API_URL']}/flow_runs/filter", timeout=30,
+                        json={"flow_runs": {"state": {"type": {"any_": [state]}}},
+                              "flows": {"name": {"any_": ["ripen-tick",
+                                                          "ripen-maintenance"]}}})
+    answer.raise_for_status()
+    return [run["id"] for run in answer.json()]
+
+
 def test_two_workers_one_killed_mid_batch_lose_and_duplicate_nothing(
         figure: Figure, cluster: Cluster) -> None:
     ripen = str(BIN / "ripen")
@@ -347,12 +358,20 @@ def test_two_workers_one_killed_mid_batch_lose_and_duplicate_nothing(
 
     _wait("a worker busy with a flow run", busy, cluster, timeout=120)
     mails_at_kill = len(cluster.sink.messages)
+    running_at_kill = _flow_runs(cluster, "RUNNING")
     killed = victim[0].kill_9()
     restarted = cluster.start(f"{victim[0].name}-restarted", ripen, "worker", "--pool",
                               "ripen", "--name", victim[0].name)
 
     _wait("every due step, mail and webhook done", lambda: _settled(cluster), cluster,
           timeout=900)
+    # The killed worker's runs stopped sending heartbeats: `ripen deploy`'s automation marks
+    # them Crashed (they would stay Running forever otherwise).
+    _wait("the killed worker's flow runs marked Crashed",
+          lambda: not set(running_at_kill) & set(_flow_runs(cluster, "RUNNING")), cluster,
+          timeout=300)
+    crashed = set(running_at_kill) & set(_flow_runs(cluster, "CRASHED"))
+    assert crashed, (running_at_kill, _flow_runs(cluster, "RUNNING"))
     time.sleep(2)  # a mail whose 250 came back is counted once the sink has stored it
     assert restarted.popen is not None
     assert restarted.popen.poll() is None, restarted.tail()
@@ -394,6 +413,8 @@ def test_two_workers_one_killed_mid_batch_lose_and_duplicate_nothing(
           f"{mails_at_kill} mails, then restarted")
     figure(f"mail outbox: {dict(by_status)} ({held} held until sales lets go); leads with "
           f"a journey mail: {first_mails}, without one and not with sales: {skipped_leads}")
+    figure(f"flow runs running when the worker was killed: {len(running_at_kill)}, marked "
+           f"Crashed by the heartbeat automation: {len(crashed)}")
     figure(f"mails lost: {len(lost_mails)}; duplicates: {len(duplicates)}; rows left unknown: "
           f"{len(unknown)} ({unknown_received} of them received)")
     for row in unknown:

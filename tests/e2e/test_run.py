@@ -112,3 +112,40 @@ def test_run_serves_health_ticks_and_stops_cleanly(tmp_path: Path, stop: signal.
     assert "mail smtp://mailer:***@127.0.0.1:9" in output
     assert "hunter2" not in output
     assert "WARNING: RIPEN_SECRET_KEYS is not set" in output
+
+
+@pytest.mark.slow
+def test_run_with_ui_serves_prefects_ui_with_the_tick_flows(tmp_path: Path) -> None:
+    """`ripen run --ui` (as `make run` starts it) prints where Prefect's UI is, the UI
+    answers there and knows the tick flow after the first tick; Ctrl-C stops it too."""
+    port, ui_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RIPEN_", "PREFECT_"))}
+    env.update({"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}",
+                "RIPEN_TICK_SECONDS": "2", "RIPEN_SECRET_KEYS": "u" * 40,
+                "PREFECT_HOME": str(tmp_path / "prefect")})
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen([RIPEN, "run", "--port", str(port), "--ui", "--ui-port",
+                                str(ui_port)], cwd=REPO, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    ui = f"http://127.0.0.1:{ui_port}"
+    try:
+        deadline = time.monotonic() + 240
+        flows: list[str] = []
+        while time.monotonic() < deadline and "ripen-tick" not in flows:
+            with contextlib.suppress(httpx.TransportError, ValueError):
+                flows = [f["name"] for f in httpx.post(f"{ui}/api/flows/filter", json={},
+                                                       timeout=5).json()]
+            time.sleep(1)
+        output = (tmp_path / "run.log").read_text()
+        assert "ripen-tick" in flows, output
+        assert f"Prefect UI: {ui}" in output
+        page = httpx.get(ui, timeout=10)
+        assert page.status_code == 200
+        assert "<!DOCTYPE html>" in page.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=120)
+        log.close()
+    assert code == 0, (tmp_path / "run.log").read_text()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{ui}/api/health", timeout=5)

@@ -134,7 +134,7 @@ def test_each_journey_with_work_is_a_flow_run_of_its_own_with_counts_and_artifac
     assert step.flow_run_id == run.id
     assert step.tags == []  # no tags on task runs: each would cost a concurrency call
     tick = newest([r for r in flow_runs if flows[r.flow_id] == "ripen-tick"])
-    assert tick.name == "tick · 2026-11-23 09:00 · 1 journeys · 1 sent"
+    assert tick.name == "tick · 2026-11-23 09:00 · 1 journey · 1 sent"
     table = newest([a for a in artifacts if a.key == "journey-monika-marketing"])
     assert table.type == "table"
     [row] = json.loads(table.data) if isinstance(table.data, str) else table.data

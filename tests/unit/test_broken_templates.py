@@ -109,3 +109,27 @@ def test_a_good_subject_template_passes(tmp_path: Path) -> None:
     config = load_and_compile(ConfigPaths.under(root))
     assert config.journeys["anna"].steps["inf-send"].send.subject.startswith(  # type: ignore[union-attr]
         "{{ content.title }}")
+
+
+def test_the_schema_is_what_a_mail_gets() -> None:
+    """SCHEMA (what validation checks against) has exactly the variables and fields the
+    builder gives a mail, so the two cannot drift."""
+    from engine.config.compiler import load_and_compile as compile_tree
+    from engine.mail.context import SCHEMA, marketing_context, sample_lead
+
+    config = compile_tree(ConfigPaths.under(REPO))
+    persona = config.personas["monika-marketing"]
+    item = config.content["mm-scoring-whitepaper"]
+    context = marketing_context(subject="s", lead=sample_lead(persona), persona=persona,
+                                content=item, fast_lane_offer=item, fast_lane_url="f",
+                                unsubscribe_url="u", identity=config.mail,
+                                open_pixel_url="o")
+
+    def shape(value: object) -> object:
+        return {k: shape(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+    def schema_shape(kind: object) -> object:
+        return {k: schema_shape(v) for k, v in kind.items()} if isinstance(kind, dict) \
+            else None
+
+    assert shape(context) == schema_shape(SCHEMA)
