@@ -9,7 +9,7 @@ the YAML and ``ripen graph``):
 - a task run per due step, ``journey:<id>@<version> <stage>:<step>``, which returns and logs
   its counts (sent, deferred and why, moved, advanced, ended, quarantined and why);
 - a table artifact per journey (key ``journey-<id>``: its history is the journey's history
-  tick by tick) with a row per step, and a markdown summary.
+  tick by tick) with a row per step, and a markdown summary as its description.
 
 Steps work in batches, never a task per lead (a task run costs ~20 ms of Prefect server CPU).
 A step's exception fails its journey's flow run only; the tick goes on with the others.
@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from prefect import Flow, Task, flow, get_run_logger, tags
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.context import TagsContext
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -153,7 +153,7 @@ def journey_flow(journey: CompiledJourney) -> JourneyFlow:
     cached = _flows.get(journey.name)
     if cached is not None:
         return cached
-    journey_id, version = journey.id, journey.version
+    journey_id = journey.id
 
     def step_runner(step_id: str) -> Callable[[], StepResult]:
         def run_step() -> StepResult:
@@ -180,11 +180,11 @@ def journey_flow(journey: CompiledJourney) -> JourneyFlow:
             if slowest_case:
                 results["slowest-case"] = slowest()
         totals = summary(journey, results)
+        # one artifact (one call to the server): the table of steps, the summary in markdown
+        # as its description, which the UI shows above the table
         create_table_artifact(key=artifact_key(journey_id),
                               table=_table(journey, due, results),
-                              description=f"{journey_id}@{version}: steps this tick")
-        create_markdown_artifact(markdown=_markdown(journey, at, totals),
-                                 description=f"{journey_id}@{version} this tick")
+                              description=_markdown(journey, at, totals))
         return totals
 
     made = JourneyFlow(journey, flow(name=f"journey:{journey_id}", log_prints=False,
