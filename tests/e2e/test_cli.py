@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -183,3 +184,26 @@ def test_deployment_mode_needs_secret_keys(command: list[str]) -> None:
     result = ripen(*command)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "error: deployment mode needs RIPEN_SECRET_KEYS" in result.stderr
+
+
+def test_validate_finds_a_misspelt_variable_in_a_branch_the_sample_lead_never_takes(
+        tmp_path: Path) -> None:
+    """The issue's template: `{{ lead.frist_name }}` in the `{% else %}` branch (the sample
+    lead has a first name) — `ripen validate` exits 1 with its file:line:col."""
+    root = tmp_path / "ripen"
+    for folder in ("config", "content", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    template = root / "templates" / "email" / "content_offer.html.j2"
+    greeting = "Guten Tag{% if lead.first_name %} {{ lead.first_name }}{% endif %},"
+    text = template.read_text(encoding="utf-8")
+    assert greeting in text
+    template.write_text(text.replace(greeting, "Guten Tag {% if lead.first_name %}"
+                                     "{{ lead.first_name }}{% else %}{{ lead.frist_name }}"
+                                     "{% endif %},"), encoding="utf-8")
+    result = ripen("validate", "--root", str(root))
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.splitlines()[:2] == [
+        "templates/email/content_offer.html.j2:3:1: undefined variable: lead has no field "
+        "'frist_name'",
+        "  hint: did you mean 'first_name'? lead has: first_name, last_name, job_title, "
+        "company, language"]

@@ -87,6 +87,9 @@ def test_run_serves_health_ticks_and_stops_cleanly(tmp_path: Path, stop: signal.
             elif scheduler["last_tick_at"]:
                 break
             time.sleep(0.5)
+        httpx.get(f"http://127.0.0.1:{port}/confirm/secret.link.token", timeout=5)
+        httpx.get(f"http://127.0.0.1:{port}/api/gdpr/export?email=ingrid%40example.com",
+                  timeout=5)
         log_text = (tmp_path / "run.log").read_text()
         assert body is not None, log_text
         assert body["database"] == "ok"
@@ -112,6 +115,10 @@ def test_run_serves_health_ticks_and_stops_cleanly(tmp_path: Path, stop: signal.
     assert "mail smtp://mailer:***@127.0.0.1:9" in output
     assert "hunter2" not in output
     assert "WARNING: RIPEN_SECRET_KEYS is not set" in output
+    assert '"GET /confirm/*** HTTP/1.1" 404' in output  # the access log hides link tokens …
+    assert '"GET /api/gdpr/export?email=*** HTTP/1.1" 401' in output  # … and addresses
+    assert "secret.link.token" not in output
+    assert "ingrid" not in output
 
 
 @pytest.mark.slow
