@@ -15,7 +15,7 @@ import email.policy
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
@@ -24,9 +24,11 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from pathlib import Path
 
+from engine import crm_events
 from engine.addresses import address_hash
 from engine.clock import Clock
 from engine.config.mail import Bounces
+from engine.config.sla import WebhookEndpoint
 from engine.consent import close_requests
 from engine.consent_states import Request, move
 from engine.errors import RipenError
@@ -178,8 +180,10 @@ def _date(value: str | None) -> datetime | None:
 # --- applying ----------------------------------------------------------------------------
 
 def apply_bounces(uow_factory: UowFactory, bounces: Iterable[Bounce], *, rules: Bounces,
-                  clock: Clock) -> Counter[str]:
-    """Record each bounce once and suppress as the rules say; counts what happened."""
+                  clock: Clock, webhooks: Sequence[WebhookEndpoint] = ()) -> Counter[str]:
+    """Record each bounce once and suppress as the rules say; counts what happened. A
+    complaint about a lead that was handed over is a ``consent.withdrawn`` for the CRMs
+    among ``webhooks`` subscribed to it."""
     counts: Counter[str] = Counter()
     now = clock()
     for bounce in bounces:
@@ -195,6 +199,8 @@ def apply_bounces(uow_factory: UowFactory, bounces: Iterable[Bounce], *, rules: 
                 # rewrite the recipient, and forwarding changes the final one.
                 address = row.to_address
                 lead = uow.session.get(Lead, row.lead_id) if row.lead_id is not None else None
+                if lead is not None and lead.email != address:
+                    lead = None  # a mail about the lead to someone else (a rep's notice)
             if lead is None and address:
                 lead = uow.lead_by_email(address)
             if address is None and lead is not None:
@@ -223,18 +229,23 @@ def apply_bounces(uow_factory: UowFactory, bounces: Iterable[Bounce], *, rules: 
                 counts["suppressed"] += 1
                 uow.suppress(address_hash(address), reason, now)
                 if lead is not None and lead.id is not None:
-                    _stop(uow, lead, reason, now)
+                    _stop(uow, lead, reason, now, webhooks)
             uow.commit()
     return counts
 
 
-def _stop(uow: UnitOfWork, lead: Lead, reason: str, now: datetime) -> None:
+def _stop(uow: UnitOfWork, lead: Lead, reason: str, now: datetime,
+          webhooks: Sequence[WebhookEndpoint]) -> None:
     """No more marketing mail: the lead leaves its journeys; queued mail is cancelled."""
     assert lead.id is not None
     if reason == "complaint" and lead.status == "confirmed":
-        # A spam complaint is a withdrawal of consent; the ledger says so.
+        # A spam complaint is a withdrawal of consent; the ledger says so, and the CRM hears.
         uow.add(ConsentRecord(lead_id=lead.id, purpose="email_marketing", action="withdrawn",
                               method="complaint", occurred_at=now))
+        crm_events.record(uow, webhooks, lead, "consent.withdrawn",
+                          {"email": lead.email, "method": "complaint",
+                           "purposes": ["email_marketing"], "at": now.isoformat()}, now,
+                          lead_id=lead.id)
     to = move(lead.status, Request.COMPLAINT if reason == "complaint" else Request.BOUNCE)
     if to is not None:
         lead.status = to
@@ -272,8 +283,8 @@ def report_files(path: Path) -> list[Path]:
                   key=lambda f: (f.parent.name != "new", f.name))
 
 
-def ingest(path: Path, uow_factory: UowFactory, *, rules: Bounces,
-           clock: Clock) -> IngestSummary:
+def ingest(path: Path, uow_factory: UowFactory, *, rules: Bounces, clock: Clock,
+           webhooks: Sequence[WebhookEndpoint] = ()) -> IngestSummary:
     """Read report mails and apply them; Maildir mail moves from ``new/`` to ``cur/``."""
     files = report_files(path)
     summary = IngestSummary(Counter(), len(files), [])
@@ -286,7 +297,8 @@ def ingest(path: Path, uow_factory: UowFactory, *, rules: Bounces,
         except NotAReport as exc:
             summary.skipped.append((file.name, str(exc)))
             bounces = []
-        summary.counts.update(apply_bounces(uow_factory, bounces, rules=rules, clock=clock))
+        summary.counts.update(apply_bounces(uow_factory, bounces, rules=rules, clock=clock,
+                                            webhooks=webhooks))
         if file.parent.name == "new" and (file.parent.parent / "cur").is_dir():
             name = file.name if ":2," in file.name else f"{file.name}:2,S"
             file.rename(file.parent.parent / "cur" / name)  # seen, as a mail client would

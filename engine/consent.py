@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from engine import lead_fields
+from engine import crm_events, lead_fields
 from engine.accounts import AccountFacts, attach_account
 from engine.addresses import InvalidAddress, address_hash, normalise_email
 from engine.clock import Clock
@@ -39,6 +39,8 @@ LEAD_SOURCES: tuple[str, ...] = LeadSource.__args__  # type: ignore[attr-defined
 #: Suppressions a new double opt-in may lift (the person asks again); others stay.
 LIFTABLE = ("unsubscribed", "erased")
 PAUSE = timedelta(days=90)
+#: An unsubscribe withdraws these purposes (phone consent is another channel; it stays).
+WITHDRAWN_BY_UNSUBSCRIBE = ("email_marketing", "tracking")
 #: The sign-up's texts checked against the columns they are stored in.
 CHECKED_TEXTS = ("first_name", "last_name", "company", "job_title", "phone", "campaign",
                  "persona", "consent_version", "content", "form", "customer_journey")
@@ -472,10 +474,18 @@ class ConsentService:
             if to is None:  # pragma: no cover - every status with an address may unsubscribe
                 return
             if lead.status != Status.UNSUBSCRIBED:
-                for purpose in ("email_marketing", "tracking"):
+                for purpose in WITHDRAWN_BY_UNSUBSCRIBE:
                     uow.add(ConsentRecord(
                         lead_id=lead.id, purpose=purpose, action="withdrawn", method=method,
                         ip=ip, user_agent=_clip(user_agent, 512), occurred_at=now))
+                # a CRM that received the lead hears of it (only those subscribed)
+                told = {"email": lead.email, "method": method, "at": now.isoformat()}
+                webhooks = self.config.sla.webhooks
+                crm_events.record(uow, webhooks, lead, "lead.unsubscribed", told, now,
+                                  lead_id=lead.id)
+                crm_events.record(uow, webhooks, lead, "consent.withdrawn",
+                                  {**told, "purposes": list(WITHDRAWN_BY_UNSUBSCRIBE)}, now,
+                                  lead_id=lead.id)
             lead.status = to
             if to is Status.UNSUBSCRIBED:
                 lead.unsubscribed_at = now

@@ -473,7 +473,8 @@ class HandoverService:
             "answer_url": f"{self.base_url}/h/{token}",
             "accept_by": handover.sla_due_at, "imprint": self.config.mail.imprint})
         uow.insert_later(MailOutbox, {
-            "idempotency_key": f"handover:{handover.public_id}:rep", "lead_id": None,
+            # tied to the lead (it names the person): erased and exported with it
+            "idempotency_key": f"handover:{handover.public_id}:rep", "lead_id": lead.id,
             "kind": "transactional", "category": "notification", "to_address": str(rep.email),
             "subject": subject,
             "message_id": new_message_id(self.config.mail.message_id_domain),
@@ -630,7 +631,7 @@ class HandoverService:
                         f"Annehmen oder ablehnen: {self.base_url}/h/{token}\n")
                 uow.add(MailOutbox(
                     idempotency_key=f"handover:{handover.public_id}:escalation",
-                    kind="transactional", category="notification",
+                    lead_id=handover.lead_id, kind="transactional", category="notification",
                     to_address=str(self.sla.sales_response.escalate_to), subject=subject,
                     message_id=new_message_id(self.config.mail.message_id_domain),
                     body_html="<p>" + html.escape(text).replace("\n", "<br>") + "</p>",

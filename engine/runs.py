@@ -1,18 +1,16 @@
 """The record of tick and maintenance runs: when each started and ended, how, and what it
 did. ``/health`` and the metrics read it in every mode — also when the runs happen on
-Prefect workers in other processes — and a run killed halfway stays ``running``."""
+Prefect workers in other processes — and a run killed halfway stays ``running``. Old
+records go with ``retention.run_records``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from engine.store.tables import RunRecord
 from engine.store.uow import UowFactory
-
-#: Run records older than this are deleted by the maintenance run.
-KEEP = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -55,11 +53,4 @@ def last(uow_factory: UowFactory, kind: str, *, finished: bool = False) -> LastR
                        dict(record.summary), record.error)
 
 
-def forget_old(uow_factory: UowFactory, now: datetime) -> int:
-    with uow_factory() as uow:
-        count = uow.forget_runs(before=now - KEEP)
-        uow.commit()
-        return count
-
-
-__all__ = ["KEEP", "LastRun", "finished", "forget_old", "last", "started"]
+__all__ = ["LastRun", "finished", "last", "started"]

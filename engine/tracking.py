@@ -31,15 +31,26 @@ class Click:
     handover_id: int | None = None  # fast-lane content hands the lead to sales at once
 
 
+class LinkGone(TokenInvalid):
+    """A genuine link whose destination retention has purged (an old mail's link)."""
+
+
 def follow(runtime: JourneyRuntime, tokens: Tokens, token: str, *, user_agent: str | None,
-           ip: str | None) -> Click:
-    """Record the click (marked when a scanner made it) and return where it goes."""
+           ip: str | None, record: bool = True) -> Click:
+    """Record the click (marked when a scanner made it) and return where it goes; the link
+    of an erased person (or with ``record`` False: a link checker's HEAD) leads to its
+    content and records nothing."""
     now = runtime.clock()
     token_id = tokens.loads(Purpose.CLICK, token, now=now)
     with runtime.uow() as uow:
         link = uow.tracked_link(token_id)
-        if link is None or link.kind == "open":
+        if link is None:
+            raise LinkGone("the link's destination was purged (retention.click_links)")
+        if link.kind == "open":
             raise TokenInvalid("the link is not valid")
+        lead = uow.session.get(Lead, link.lead_id)
+        if not record or lead is None or lead.status == "erased":
+            return Click(link.url, False, None)  # the content, and nothing recorded
         too_soon = _within_scanner_window(uow, link, now)
     agent = (user_agent or "").lower()
     scanner = any(marker in agent for marker in SCANNER_AGENTS) or too_soon

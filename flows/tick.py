@@ -31,7 +31,7 @@ from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Crashed, Failed
 
-from engine import quarantine, runs
+from engine import quarantine, retention, runs
 from engine.errors import RipenError
 from engine.journeys import TickPlan
 from flows import runtime
@@ -91,10 +91,12 @@ def purge_unconfirmed() -> int:
     return runtime.current().consent.purge_unconfirmed()
 
 
-@task(name="forget-old-runs")
-def forget_old_runs() -> int:
+@task(name="retention")
+def purge_expired() -> dict[str, int]:
+    """What config/retention.yaml's periods have passed for: mail bodies, click links,
+    events, webhook payloads, erased people's consent proof, run records."""
     ripen = runtime.current()
-    return runs.forget_old(ripen.uow, ripen.clock())
+    return retention.purge(ripen.uow, ripen.config.retention, ripen.clock())
 
 
 @task(name="orphaned-journey-runs")
@@ -239,11 +241,28 @@ def maintenance_flow() -> Any:
                "escalated": _part(sla_escalations, "sla-escalations", failures),
                "webhooks": _part(send_webhooks, "send-webhooks", failures),
                "mail": _part(send_mail, "send-mail", failures),
-               "old_runs_forgotten": _part(forget_old_runs, "forget-old-runs", failures),
+               "retention": _part(purge_expired, "retention", failures),
                "orphaned_journey_runs": _part(crash_orphaned_journey_runs,
                                               "orphaned-journey-runs", failures),
                "failures": failures}
+    _publish_maintenance(summary, ripen.clock())
     return _ended(record, summary, failures)
+
+
+def _publish_maintenance(summary: dict[str, Any], at: datetime) -> None:
+    """The maintenance run's ``ripen-maintenance`` artifact: what it did, and what each
+    retention class purged."""
+    purged = summary.get("retention") or {}
+    lines = [f"## Maintenance at {at:%Y-%m-%d %H:%M} UTC", "",
+             f"DOI reminders {summary['reminded']}, unconfirmed sign-ups purged "
+             f"{summary['purged']}, SLA escalations {summary['escalated']}, webhooks "
+             f"{summary['webhooks']}, outbox {summary['mail']}.", "",
+             "| retention class | purged |", "| --- | ---: |",
+             *[f"| {name} | {count} |" for name, count in purged.items()]]
+    if summary["failures"]:
+        lines += ["", "**Failed:**", *[f"- {f}" for f in summary["failures"]]]
+    create_markdown_artifact(key="ripen-maintenance", markdown="\n".join(lines),
+                             description=f"maintenance · {at:%Y-%m-%d %H:%M}")
 
 
 @contextmanager

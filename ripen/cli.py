@@ -1,4 +1,5 @@
-"""The ``ripen`` command line. User errors exit 1 with a plain message; bugs exit 3."""
+"""The ``ripen`` command line. Usage mistakes exit 2 with Click's message, user errors exit 1
+with a plain message; bugs exit 3."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from typer._click.exceptions import ClickException as TyperClickException
+from typer.exceptions import Abort as TyperAbort
+from typer.exceptions import Exit as TyperExit
 
 import ripen
 from engine import redact
@@ -42,6 +46,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(show: bool) -> None:
+    if show:
+        print(f"ripen {ripen.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print ripen's version and exit")] = False) -> None:
+    """ripen: B2B lead nurturing."""
+
+
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 consent_app = typer.Typer(help="Consent records (double opt-in proof).", no_args_is_help=True)
@@ -496,7 +515,7 @@ def bounces_ingest(
 
     with _ripen() as ripen_app:
         summary = ingest(path, ripen_app.uow, rules=ripen_app.config.mail.bounces,
-                         clock=ripen_app.clock)
+                         clock=ripen_app.clock, webhooks=ripen_app.config.sla.webhooks)
     counts = summary.counts
     out.print(f"{summary.files} files: hard {counts['hard']}, soft {counts['soft']}, "
               f"complaints {counts['complaint']}, suppressed {counts['suppressed']}, "
@@ -1161,7 +1180,8 @@ def gdpr_erase(
     if not yes and not typer.confirm(f"Erase all personal data of {email}?"):
         raise typer.Abort()
     with _ripen() as ripen_app:
-        kept = gdpr.erase(ripen_app.uow, email, clock=ripen_app.clock)
+        kept = gdpr.erase(ripen_app.uow, email, clock=ripen_app.clock,
+                          webhooks=ripen_app.config.sla.webhooks)
     out.print(f"erased {email}; kept anonymously: {kept['consents']} consent records, "
               f"{kept['events']} events, {kept['handovers']} handovers", markup=False,
               soft_wrap=True)
@@ -1295,14 +1315,18 @@ def serve(
 
 
 def main() -> None:
-    """Entry point: plain messages for user errors (exit 1), a log file for bugs (exit 3)."""
+    """Entry point: usage mistakes with Click's own message (exit 2), plain messages for user
+    errors (exit 1), a log file for bugs (exit 3). Typer raises its bundled copy of Click's
+    exceptions (``typer._click``), not ``click``'s: both are caught."""
     try:
         result = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, TyperAbort):
         _plain_error("aborted")
         sys.exit(1)
-    except click.ClickException as exc:
+    except (click.ClickException, TyperClickException) as exc:
         exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Exit, TyperExit) as exc:
         sys.exit(exc.exit_code)
     except ConfigError as exc:
         count = len(exc.problems)

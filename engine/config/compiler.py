@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -32,6 +32,7 @@ from engine.config.loader import ConfigPaths, Loaded, LoadedConfig, load_config
 from engine.config.mail import MailIdentity
 from engine.config.persona import Persona
 from engine.config.policy import Policy
+from engine.config.retention import Retention
 from engine.config.scoring import Scoring
 from engine.config.sla import Sla
 from engine.config.yamlfile import Loc, YamlDocument
@@ -91,6 +92,7 @@ class CompiledConfig:
     mail: MailIdentity
     templates: TemplateCatalog
     version: str
+    retention: Retention = field(default_factory=Retention)
 
     def content_for(self, persona: str, stage: JourneyStage) -> list[ContentItem]:
         return [c for c in self.content.values() if persona in c.personas and stage in c.stages]
@@ -154,6 +156,8 @@ def compile_config(loaded: LoadedConfig) -> CompiledConfig:
         "consent": model_version(loaded.consent.model),
         "mail": model_version(loaded.mail.model),
     }
+    if loaded.retention is not None:
+        versions["retention"] = model_version(loaded.retention.model)
     version = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:12]
     return CompiledConfig(
         personas=MappingProxyType(personas),
@@ -166,6 +170,7 @@ def compile_config(loaded: LoadedConfig) -> CompiledConfig:
         mail=loaded.mail.model,
         templates=templates,
         version=version,
+        retention=loaded.retention.model if loaded.retention is not None else Retention(),
     )
 
 

@@ -17,6 +17,7 @@ from engine.config.journey import STEP_ACTIONS, Journey
 from engine.config.mail import MailIdentity
 from engine.config.persona import Persona
 from engine.config.policy import Policy
+from engine.config.retention import Retention
 from engine.config.scoring import Scoring
 from engine.config.sla import Sla
 from engine.config.types import PATTERN_HINTS
@@ -68,6 +69,7 @@ class LoadedConfig:
     policy: Loaded[Policy]
     consent: Loaded[ConsentConfig]
     mail: Loaded[MailIdentity]
+    retention: Loaded[Retention] | None  # None: the file is absent, the defaults apply
 
 
 #: File kinds: name → (model, where the files are, relative to ``ConfigPaths``).
@@ -80,6 +82,7 @@ FILE_KINDS: dict[str, type[BaseModel]] = {
     "policy": Policy,
     "consent": ConsentConfig,
     "mail": MailIdentity,
+    "retention": Retention,
 }
 
 
@@ -116,10 +119,14 @@ def load_config(paths: ConfigPaths) -> LoadedConfig:
     policy = one(paths.config / "policy.yaml", Policy)
     consent = one(paths.config / "consent.yaml", ConsentConfig)
     mail = one(paths.config / "mail.yaml", MailIdentity)
+    retention_file = paths.config / "retention.yaml"
+    retention = _load(paths, retention_file, Retention, problems) \
+        if retention_file.is_file() else None
     if (problems or scoring is None or sla is None or policy is None or consent is None
             or mail is None):
         raise ConfigError(problems)
-    return LoadedConfig(paths, personas, content, journeys, scoring, sla, policy, consent, mail)
+    return LoadedConfig(paths, personas, content, journeys, scoring, sla, policy, consent, mail,
+                        retention)
 
 
 def _yaml_files(folder: Path) -> list[Path]:

@@ -17,6 +17,7 @@ TITLES = {
     "policy": "ripen send policy (config/policy.yaml)",
     "consent": "ripen consent texts and double opt-in (config/consent.yaml)",
     "mail": "ripen sender identity and imprint (config/mail.yaml)",
+    "retention": "ripen retention periods (config/retention.yaml)",
 }
 
 

@@ -104,7 +104,8 @@ class Routing(Frozen):
 
 
 WebhookEvent = Literal["handover.created", "handover.escalated", "handover.answered",
-                       "handover.closed"]
+                       "handover.closed", "lead.unsubscribed", "consent.withdrawn",
+                       "lead.erased"]
 
 
 def _created_only() -> list[WebhookEvent]:

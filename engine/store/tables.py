@@ -283,6 +283,9 @@ class WebhookDelivery(SQLModel, table=True):
     endpoint_id: str = Field(max_length=80)
     event_type: str = Field(max_length=60)
     handover_id: int | None = Field(default=None, foreign_key="handover.id", index=True)
+    # The lead an event about the lead itself concerns (lead.unsubscribed, consent.withdrawn):
+    # its payload goes with the lead's erasure, as the handovers' do.
+    lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
     payload: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default="pending", max_length=20,
                         description="pending | delivering | delivered | retry | dead | disabled")

@@ -649,6 +649,84 @@ class UnitOfWork:
     def delete_rows_of_lead(self, table: type[Any], lead_id: int) -> None:
         self.session.execute(delete(table).where(_lead_column(table) == lead_id))
 
+    # --- retention (engine.retention) ----------------------------------------------------
+
+    def _oldest_ids(self, table: Any, *conditions: Any, limit: int) -> list[int]:
+        return list(self.session.execute(columns(table.c.id).where(*conditions)
+                                         .order_by(table.c.id).limit(limit)).scalars())
+
+    def purge_mail_bodies(self, *, before: datetime, limit: int) -> int:
+        """The rendered text and HTML of mails that ended before ``before`` (sent, failed,
+        suppressed; never one that may still go out or must be settled)."""
+        table = MailOutbox.__table__  # type: ignore[attr-defined]
+        ids = self._oldest_ids(table, table.c.status.in_(("sent", "failed", "suppressed")),
+                               table.c.created_at < before, table.c.body_text != "",
+                               limit=limit)
+        for chunk in in_chunks(ids):
+            self.session.execute(update(table).where(self._among(table.c.id, chunk))
+                                 .values(body_html="", body_text=""))
+        return len(ids)
+
+    def purge_links(self, *, before: datetime, limit: int) -> int:
+        table = TrackedLink.__table__  # type: ignore[attr-defined]
+        ids = self._oldest_ids(table, table.c.created_at < before, limit=limit)
+        for chunk in in_chunks(ids):
+            self.session.execute(delete(table).where(self._among(table.c.id, chunk)))
+        return len(ids)
+
+    def purge_events(self, *, before: datetime, limit: int) -> int:
+        """Events before ``before``; the score ledger keeps its points, without the event."""
+        table = Event.__table__  # type: ignore[attr-defined]
+        scores = ScoreEntry.__table__  # type: ignore[attr-defined]
+        ids = self._oldest_ids(table, table.c.occurred_at < before, limit=limit)
+        for chunk in in_chunks(ids):
+            self.session.execute(update(scores).where(self._among(scores.c.event_id, chunk))
+                                 .values(event_id=None))
+            self.session.execute(delete(table).where(self._among(table.c.id, chunk)))
+        return len(ids)
+
+    def purge_webhooks(self, *, statuses: Sequence[str], before: datetime, limit: int) -> int:
+        table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+        ids = self._oldest_ids(table, table.c.status.in_(list(statuses)),
+                               func.coalesce(table.c.delivered_at, table.c.created_at) < before,
+                               limit=limit)
+        for chunk in in_chunks(ids):
+            self.session.execute(delete(table).where(self._among(table.c.id, chunk)))
+        return len(ids)
+
+    def purge_erased_consents(self, *, before: datetime, limit: int) -> int:
+        """The pseudonymised consent ledger of people erased before ``before``."""
+        table = ConsentRecord.__table__  # type: ignore[attr-defined]
+        leads = Lead.__table__  # type: ignore[attr-defined]
+        erased = columns(leads.c.id).where(leads.c.status == "erased",
+                                           leads.c.updated_at < before)
+        ids = self._oldest_ids(table, table.c.lead_id.in_(erased), limit=limit)
+        for chunk in in_chunks(ids):
+            self.session.execute(delete(table).where(self._among(table.c.id, chunk)))
+        return len(ids)
+
+    def forget_account_if_unused(self, account_id: int) -> bool:
+        """Delete the account when no lead belongs to it any more (a one-person company's
+        name names its person); True when it was deleted."""
+        used = self.session.exec(select(func.count()).select_from(Lead).where(
+            col(Lead.account_id) == account_id)).one()
+        if used:
+            return False
+        self.session.execute(delete(Account).where(col(Account.id) == account_id))
+        return True
+
+    def scrub(self) -> None:
+        """After an erasure, on SQLite: checkpoint the WAL into the database file and
+        truncate it, so no copy of an erased row stays in the WAL (``secure_delete`` has
+        zeroed the freed space in the file itself). PostgreSQL keeps dead row versions until
+        (auto)vacuum reclaims them."""
+        if self._engine.dialect.name == "sqlite":
+            raw = self._engine.raw_connection()  # outside a transaction, which would block it
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
+
     def delete_webhooks_of(self, handover_ids: Sequence[int]) -> None:
         if handover_ids:
             self.session.execute(delete(WebhookDelivery).where(

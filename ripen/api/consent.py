@@ -12,7 +12,14 @@ from starlette.datastructures import FormData
 from engine.accounts import AccountFacts, ProfileError
 from engine.addresses import InvalidAddress
 from engine.bootstrap import Ripen
-from engine.consent import Answer, Confirmation, ConsentError, SignUp, SignUpResult
+from engine.consent import (
+    Answer,
+    Confirmation,
+    ConsentError,
+    LeadState,
+    SignUp,
+    SignUpResult,
+)
 from engine.lead_fields import LIMITS
 from engine.mail.message import HeaderInjection
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
@@ -101,6 +108,10 @@ def router(ripen: Ripen) -> APIRouter:
             return JSONResponse({"error": str(exc)}, status_code=422)
         if result.answer is Answer.RATE_LIMITED:
             return _rate_limited(result, True)
+        if result.state is LeadState.SUPPRESSED:  # a system with a key learns why
+            return JSONResponse({"error": "the address is suppressed (unsubscribed, erased, "
+                                          "bounced or complained); only the person can sign "
+                                          "up again", "state": result.state}, status_code=409)
         send_now(result, tasks)
         return JSONResponse({**ACCEPTED_JSON, "state": result.state}, status_code=202)
 

@@ -5,6 +5,9 @@
   receive) a large body, nor learn the schema from a 422.
 - Every route has a body limit (``limit_for``): a larger ``Content-Length`` is answered 413
   at once; a body sent without one (chunked) is read only up to the limit.
+- ``HEAD`` is answered for every ``GET`` route (link checkers use it): as the ``GET`` would
+  be, without the body; a route with a side effect (a click, an open) finds ``HEAD`` in
+  ``scope[HEAD]`` and records nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ KIB = 1024
 DEFAULT_LIMIT = 64 * KIB
 LIMITS = {"/api/events/batch": 2048 * KIB, "/api/bounces": 2048 * KIB}
 PROTECTED = ("/api/", "/reports/")
+#: Set in the scope of a HEAD request answered by its GET route.
+HEAD = "ripen.head"
 
 
 def limit_for(path: str) -> int:
@@ -44,6 +49,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get("method") == "HEAD":
+            scope = {**scope, "method": "GET", HEAD: True}
+            send = _headers_only(send)
         path: str = scope.get("path", "")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
@@ -78,6 +86,17 @@ class Guard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _headers_only(send: Send) -> Send:
+    """A ``send`` that passes the response's status and headers and drops its body."""
+    async def headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b""})
+            return
+        await send(message)
+    return headers_only
 
 
 async def _answer(send: Send, status: int, error: str,

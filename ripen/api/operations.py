@@ -32,8 +32,9 @@ def router(ripen: Ripen) -> APIRouter:
         """Erase one person (Art. 17 GDPR); only a hashed suppression entry remains."""
         require_api_key(request, ripen.settings.api_keys)
         return _answer(lambda: {"erased": True,
-                                "kept_anonymous": gdpr.erase(ripen.uow, body.email,
-                                                             clock=ripen.clock)})
+                                "kept_anonymous": gdpr.erase(
+                                    ripen.uow, body.email, clock=ripen.clock,
+                                    webhooks=ripen.config.sla.webhooks)})
 
     return api
 

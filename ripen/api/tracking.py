@@ -15,8 +15,9 @@ from engine.bootstrap import Ripen
 from engine.bounces import Bounce, BounceKind, apply_bounces
 from engine.journeys import NewEvent
 from engine.tokens import TokenExpired, TokenInvalid
-from engine.tracking import follow, opened
+from engine.tracking import LinkGone, follow, opened
 from ripen.api.edge import Moment, client_ip, require_api_key
+from ripen.api.guard import HEAD
 from ripen.api.handover import push_handover
 from ripen.api.pages import message
 
@@ -80,7 +81,11 @@ def router(ripen: Ripen) -> APIRouter:
         try:
             result = follow(ripen.journeys, ripen.tokens, token,
                             user_agent=request.headers.get("user-agent"),
-                            ip=client_ip(request, ripen.settings.trusted_proxies))
+                            ip=client_ip(request, ripen.settings.trusted_proxies),
+                            record=not request.scope.get(HEAD))
+        except LinkGone:
+            return message("Link nicht mehr verfügbar", "Dieser Link aus einer älteren E-Mail "
+                           "ist nicht mehr verfügbar.", status=410)
         except (TokenInvalid, TokenExpired):
             return message("Link ungültig", "Dieser Link ist nicht gültig.", status=404)
         push_handover(ripen, result.handover_id, tasks)  # fast-lane content
@@ -93,8 +98,9 @@ def router(ripen: Ripen) -> APIRouter:
         """The open pixel: recorded only with tracking consent; always the same image."""
         # A broken pixel token shows the same image and records nothing.
         with contextlib.suppress(TokenInvalid, TokenExpired):
-            opened(ripen.journeys, ripen.tokens, token,
-                   user_agent=request.headers.get("user-agent"))
+            if not request.scope.get(HEAD):  # a link checker's HEAD is no open
+                opened(ripen.journeys, ripen.tokens, token,
+                       user_agent=request.headers.get("user-agent"))
         return Response(PIXEL, media_type="image/gif",
                         headers={"Cache-Control": "no-store, private",
                                  "Referrer-Policy": "no-referrer"})
@@ -182,7 +188,7 @@ def router(ripen: Ripen) -> APIRouter:
                                 message_id=item.message_id, status=item.status,
                                 detail=item.detail, key=f"api:{item.id}", occurred_at=occurred))
         counts = apply_bounces(ripen.uow, found, rules=ripen.config.mail.bounces,
-                               clock=ripen.clock)
+                               clock=ripen.clock, webhooks=ripen.config.sla.webhooks)
         return JSONResponse({"recorded": sum(counts[k.value] for k in BounceKind),
                              "suppressed": counts["suppressed"],
                              "duplicates": counts["duplicate"],

@@ -207,3 +207,28 @@ def test_validate_finds_a_misspelt_variable_in_a_branch_the_sample_lead_never_ta
         "'frist_name'",
         "  hint: did you mean 'first_name'? lead has: first_name, last_name, job_title, "
         "company, language"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["validate", "--config", "x"], "Error: No such option: --config"),
+    (["import", "leads.csv"], "Error: Missing option '--source'."),
+    (["simulate", "--leads", "abc"], "Error: Invalid value for '--leads'"),
+    (["frobnicate"], "Error: No such command 'frobnicate'."),
+])
+def test_usage_mistakes_exit_2_with_clicks_own_message(args: list[str], message: str) -> None:
+    """A misspelt flag, a missing option, a bad value, an unknown command: exit 2 with the
+    usage line and what was wrong — not "a bug" (Typer raises its bundled copy of Click's
+    exceptions, which the error boundary now catches too)."""
+    result = ripen(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert result.stderr.startswith("Usage: ripen ")
+    assert "a bug" not in result.stderr
+
+
+def test_version_prints_the_version() -> None:
+    """`ripen --version` answers, exit 0."""
+    from ripen import __version__
+
+    result = ripen("--version")
+    assert (result.returncode, result.stdout) == (0, f"ripen {__version__}\n")

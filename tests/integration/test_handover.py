@@ -57,11 +57,13 @@ def app(migrated: Engine, smtp: Smtp, receiver: Receiver, tmp_path: Path) -> Rip
     sla = root / "config" / "sla.yaml"
     text = sla.read_text()
     assert "url: https://crm.example.com/hooks/ripen" in text
+    events = ("events: [handover.created, handover.escalated, lead.unsubscribed, "
+              "consent.withdrawn,\n             lead.erased]")
+    assert events in text
     sla.write_text(text.replace(
         "url: https://crm.example.com/hooks/ripen",
         f"url: {receiver.url}\n    allow_private: true\n    timeout_seconds: 1").replace(
-        "events: [handover.created, handover.escalated]",
-        "events: [handover.created, handover.escalated, handover.answered, "
+        events, "events: [handover.created, handover.escalated, handover.answered, "
         "handover.closed]"))
     _, port = smtp
     settings = load_settings(mail_url=f"smtp://127.0.0.1:{port}?starttls=no",
