@@ -41,7 +41,7 @@ def earliest_send(*, now: datetime, policy: Policy, recent: Sequence[datetime],
     for _ in range(400):  # bounded: a year of blocked days at most
         local = candidate.astimezone(zone)
         blocked_day = WEEKDAYS[local.weekday()] not in policy.business_days
-        if blocked_day or local.date() in policy.holidays:
+        if blocked_day or policy.is_holiday(local.date()):
             reason = reason or ("business_days" if blocked_day else "holiday")
             next_day = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0,
                                                            microsecond=0)

@@ -462,9 +462,13 @@ def import_leads(
     stage: Annotated[str | None, typer.Option(
         help="With --customers: the stage they start at (AFS, WIK or CUS) for rows without "
              "a customer_stage [default: the journey's first]", show_default=False)] = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="The file's encoding, e.g. cp1252 [default: UTF-8, else detected]",
+        show_default=False)] = None,
 ) -> None:
-    """Import leads (or, with --customers, existing customers) from CSV; each gets a
-    confirmation mail (double opt-in) unless already confirmed."""
+    """Import leads (or, with --customers, existing customers) from CSV — UTF-8 or detected
+    (Excel's Windows-1252), comma or semicolon separated; each gets a confirmation mail
+    (double opt-in) unless already confirmed."""
     from rich.progress import BarColumn, Progress, TextColumn
 
     from engine.importer import import_csv, read_rows
@@ -473,7 +477,7 @@ def import_leads(
         raise RipenError(f'--source "{source}" is not one of: {", ".join(LEAD_SOURCES)}')
     if stage is not None and customers is None:
         raise RipenError("--stage needs --customers JOURNEY (the stage of that journey)")
-    total = sum(1 for _ in read_rows(file))
+    total = sum(1 for _ in read_rows(file, encoding))
     with _ripen() as ripen_app, Progress(TextColumn("{task.description}"), BarColumn(),
                                          TextColumn("{task.completed}/{task.total} rows"),
                                          console=out) as progress:
@@ -483,13 +487,14 @@ def import_leads(
         summary = import_csv(file, ripen_app.consent, source=source, campaign=campaign,
                              customers=customers, stage=stage.upper() if stage else None,
                              consent_version=consent_version or ripen_app.config.consent.current,
-                             progress=lambda _line: progress.advance(task))
+                             encoding=encoding, progress=lambda _line: progress.advance(task))
         sent = ripen_app.send_mail(summary.confirmation_mails) if summary.confirmation_mails \
             else {}
     for line, trace in summary.failed:
         errorlog.record(f"import of {file} line {line}:\n{trace}")
     waiting = sent.get("retry", 0) + sent.get("deferred", 0)
-    out.print(f"imported {summary.imported}, merged {summary.merged}, "
+    out.print(f"read {file.name} as {summary.encoding}: "
+              f"imported {summary.imported}, merged {summary.merged}, "
               f"refused {len(summary.refused)}, confirmation mails sent "
               f"{sent.get('sent', 0)}" + (f", {waiting} waiting for the outbox's next run "
                                           "(relay busy or refusing)" if waiting else ""),

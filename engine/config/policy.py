@@ -1,12 +1,16 @@
-"""The send policy (``config/policy.yaml``): time zone, quiet hours, business days, caps."""
+"""The send policy (``config/policy.yaml``): time zone, quiet hours, business days, public
+holidays of a country and region (the ``holidays`` package: every year), the company's own
+days off, frequency caps."""
 
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Literal
+from functools import cache
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+import holidays as public
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from engine.config.types import Duration, Frozen, ripen_error
 
@@ -31,12 +35,56 @@ class FrequencyCap(Frozen):
     per: Duration
 
 
+#: A day off every year, written month-day: ``12-24``.
+AnnualDay = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+
+
+class PublicHolidays(Frozen):
+    """The public holidays of a country (ISO 3166, ``DE``) and, where they differ by region,
+    a subdivision (``BY`` for Bavaria: Fronleichnam, Allerheiligen …)."""
+
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 country code, e.g. DE")
+    subdivision: str | None = Field(default=None, description="e.g. BY, NW, BE (Germany)")
+
+    @model_validator(mode="after")
+    def _known(self) -> PublicHolidays:
+        supported = public.list_supported_countries()
+        if self.country not in supported:
+            raise ripen_error(f'no public holidays are known for "{self.country}"',
+                              "use an ISO 3166 country code such as DE, AT or CH")
+        regions = supported[self.country]
+        if self.subdivision is not None and self.subdivision not in regions:
+            raise ripen_error(f'{self.country} has no subdivision "{self.subdivision}"',
+                              "use one of: " + ", ".join(regions))
+        return self
+
+    def has(self, day: date) -> bool:
+        return day in _calendar(self.country, self.subdivision)
+
+
+@cache
+def _calendar(country: str, subdivision: str | None) -> Any:
+    """The country's holiday calendar; it adds each year as it is asked about."""
+    return public.country_holidays(country, subdiv=subdivision)
+
+
 class Policy(Frozen):
     timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin")
     quiet_hours: QuietHours | None = None
     business_days: list[Weekday] = Field(default_factory=_monday_to_friday, min_length=1)
-    holidays: list[date] = Field(default_factory=list)
+    public_holidays: PublicHolidays | None = Field(
+        default=None, description="no marketing mail on the public holidays of this country "
+        "(and subdivision), in any year")
+    holidays: list[date | AnnualDay] = Field(
+        default_factory=list, description="the company's own days off: a date (2026-12-31) "
+        "or every year's month-day (12-24)")
     frequency_caps: list[FrequencyCap] = Field(default_factory=list)
+
+    def is_holiday(self, day: date) -> bool:
+        """A public holiday of ``public_holidays``, or one of the company's own days."""
+        if day in self.holidays or f"{day:%m-%d}" in self.holidays:
+            return True
+        return self.public_holidays is not None and self.public_holidays.has(day)
 
     @field_validator("timezone")
     @classmethod

@@ -51,13 +51,21 @@ def test_import_reports_imported_merged_and_refused(tmp_path: Path) -> None:
         ("dora@example.com", "pending", "trade_fair", None)]
 
 
-def test_import_refuses_a_file_in_the_wrong_encoding(tmp_path: Path) -> None:
-    """Latin-1 bytes: a clear message naming the fix, exit 1, nothing imported."""
-    path = _csv(tmp_path, "email,first_name\njürgen@example.com,Jürgen\n", "latin-1")
+def test_import_refuses_a_file_that_is_no_text(tmp_path: Path) -> None:
+    """Bytes no encoding reads as text (a picture saved as .csv): a clear message naming
+    the fix, exit 1, nothing imported. (Latin-1 text is read: a short file's "Jürgen" as
+    cp1252, the West European reading.)"""
+    path = tmp_path / "leads.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00"
+                     + bytes(range(256)) * 4)
     result = ripen("import", str(path), "--source", "event", env=_env(tmp_path))
     assert result.returncode == 1
-    assert result.stderr == (f"error: {path} is not UTF-8 (byte 19 cannot be decoded); "
-                             "save it as CSV UTF-8\n")
+    assert result.stderr == (f"error: {path} is not text in an encoding ripen can recognise; "
+                             "save it as CSV UTF-8, or name the encoding with --encoding\n")
+    latin = _csv(tmp_path, "email,first_name\njürgen@example.com,Jürgen\n", "latin-1")
+    read = ripen("import", str(latin), "--source", "event", env=_env(tmp_path))
+    assert read.returncode == 0, read.stderr
+    assert "read leads.csv as cp1252: imported 1" in read.stdout
 
 
 def test_import_refuses_a_file_without_email_column(tmp_path: Path) -> None:
@@ -191,3 +199,33 @@ def test_bounces_ingest_reads_a_maildir_and_explains_what_it_skipped(tmp_path: P
     missing = ripen("bounces", "ingest", str(tmp_path / "nowhere"), env=env)
     assert (missing.returncode, missing.stderr) == (
         1, f"error: {tmp_path / 'nowhere'}: no such file or folder\n")
+
+
+def test_an_excel_csv_in_windows_1252_with_semicolons_and_umlauts_imports(
+        tmp_path: Path) -> None:
+    """German Excel saves "CSV" as Windows-1252 with semicolons: detected and read as
+    cp1252 (said in the summary), umlauts intact; --encoding names it when detection is
+    not wanted, and a wrong one is refused with the fix."""
+    env = _env(tmp_path)
+    text = ("sep=;\n"
+            "email;first_name;last_name;company;job_title\n"
+            "juergen@example.com;Jürgen;Müller;Großhandel Süd GmbH;Geschäftsführer\n"
+            "baerbel@example.com;Bärbel;Schäfer;Öko-Bäckerei Köln;Einkäuferin\n")
+    path = _csv(tmp_path, text, "cp1252")
+    result = ripen("import", str(path), "--source", "trade_fair", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "read leads.csv as cp1252: imported 2, merged 0, refused 0" in result.stdout
+    app = bootstrap(load_settings(database_url=env["RIPEN_DATABASE_URL"]))
+    try:
+        with app.uow() as uow:
+            people = {lead.email: (lead.first_name, lead.last_name, lead.job_title)
+                      for lead in uow.session.exec(select(Lead)).all()}
+    finally:
+        app.dispose()
+    assert people == {"juergen@example.com": ("Jürgen", "Müller", "Geschäftsführer"),
+                      "baerbel@example.com": ("Bärbel", "Schäfer", "Einkäuferin")}
+    named = ripen("import", str(path), "--source", "trade_fair", "--encoding", "utf-8",
+                  env=env)
+    assert named.returncode == 1
+    assert "is not utf-8 (byte" in named.stderr
+    assert "leave --encoding out to detect it" in named.stderr

@@ -47,3 +47,41 @@ def test_frequency_caps_defer_until_the_oldest_mail_ages_out() -> None:
     week = [MONDAY_10 - timedelta(days=3), MONDAY_10 - timedelta(days=2)]
     assert earliest_send(now=MONDAY_10, policy=POLICY, recent=week) == (
         week[0] + timedelta(days=7), "frequency_cap")
+
+
+def test_public_holidays_of_a_region_hold_mail_back_in_any_year() -> None:
+    """With DE/BY: no marketing mail on Ostermontag 2027 nor on Fronleichnam (Bavaria only:
+    Berlin sends); the company's own 12-24 holds every year — the example configuration's
+    setting, not a list of dates that runs out."""
+    from engine.config.compiler import load_and_compile
+    from engine.config.loader import ConfigPaths
+    from engine.config.policy import PublicHolidays
+    from tests.factories import REPO
+
+    bavaria = load_and_compile(ConfigPaths.under(REPO)).policy
+    assert bavaria.public_holidays == PublicHolidays(country="DE", subdivision="BY")
+    easter_monday = datetime(2027, 3, 29, 8, 0, tzinfo=UTC)     # 10:00 in Munich (CEST)
+    assert earliest_send(now=easter_monday, policy=bavaria, recent=[]) == (
+        datetime(2027, 3, 30, 6, 0, tzinfo=UTC), "holiday")
+    corpus_christi = datetime(2027, 5, 27, 8, 0, tzinfo=UTC)    # Thursday
+    assert earliest_send(now=corpus_christi, policy=bavaria, recent=[]) == (
+        datetime(2027, 5, 28, 6, 0, tzinfo=UTC), "holiday")
+    berlin = bavaria.model_copy(update={"public_holidays": PublicHolidays(
+        country="DE", subdivision="BE")})
+    assert earliest_send(now=corpus_christi, policy=berlin, recent=[]) == (corpus_christi, None)
+    christmas_eve_2031 = datetime(2031, 12, 24, 9, 0, tzinfo=UTC)  # a Wednesday
+    assert earliest_send(now=christmas_eve_2031, policy=bavaria, recent=[])[1] == "holiday"
+
+
+def test_an_unknown_country_or_region_is_refused_with_the_choices() -> None:
+    """policy.yaml's public_holidays: a country the package does not know, or a region of
+    another country, is a validation error naming what exists."""
+    import pytest
+    from pydantic import ValidationError
+
+    from engine.config.policy import PublicHolidays
+
+    with pytest.raises(ValidationError, match='no public holidays are known for "XX"'):
+        PublicHolidays(country="XX")
+    with pytest.raises(ValidationError, match='DE has no subdivision "ZH"'):
+        PublicHolidays(country="DE", subdivision="ZH")
