@@ -74,11 +74,12 @@ def create_app(ripen_app: Ripen, scheduler: SchedulerStatus | None = None) -> Fa
                   description="B2B lead nurturing: consent, journeys, handover to sales.")
     status = scheduler or SchedulerStatus()
 
-    from ripen.api import consent, handover, operations, profile, reports, tracking
+    from ripen.api import consent, handover, metrics, operations, profile, reports, tracking
 
     app.add_middleware(Guard, keys=ripen_app.settings.api_keys)  # before any body is read
     app.include_router(consent.router(ripen_app))
     app.include_router(handover.router(ripen_app))
+    app.include_router(metrics.router(ripen_app))
     app.include_router(operations.router(ripen_app))
     app.include_router(profile.router(ripen_app))
     app.include_router(reports.router(ripen_app))

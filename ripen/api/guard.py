@@ -1,8 +1,8 @@
 """The API's front door, before any route reads a byte of the body.
 
-- ``/api/…`` and ``/reports/…`` need an API key: a request without a valid one is answered
-  401 before its body is read, so an anonymous client cannot make ripen parse (or even
-  receive) a large body, nor learn the schema from a 422.
+- ``/api/…``, ``/reports/…`` and ``/metrics`` need an API key: a request without a valid
+  one is answered 401 before its body is read, so an anonymous client cannot make ripen
+  parse (or even receive) a large body, nor learn the schema from a 422.
 - Every route has a body limit (``limit_for``): a larger ``Content-Length`` is answered 413
   at once; a body sent without one (chunked) is read only up to the limit.
 - ``HEAD`` is answered for every ``GET`` route (link checkers use it): as the ``GET`` would
@@ -29,7 +29,7 @@ KIB = 1024
 #: batch endpoints carry up to 1,000 items.
 DEFAULT_LIMIT = 64 * KIB
 LIMITS = {"/api/events/batch": 2048 * KIB, "/api/bounces": 2048 * KIB}
-PROTECTED = ("/api/", "/reports/")
+PROTECTED = ("/api/", "/reports/", "/metrics")
 #: Set in the scope of a HEAD request answered by its GET route.
 HEAD = "ripen.head"
 
