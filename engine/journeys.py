@@ -8,6 +8,7 @@ step can never mail a lead twice. Flows (``flows/journeys.py``) only call ``run_
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -68,6 +69,7 @@ class Place(Protocol):
     ended_at: datetime | None
 
 
+log = logging.getLogger(__name__)
 ENGAGEMENT = frozenset({"click", "download", "visit", "form_submitted", "webinar_registered",
                         "webinar_attended", "reply", "contact_request"})
 ORDER = list(JourneyStage)
@@ -112,6 +114,9 @@ def problem(step_id: str, exc: BaseException) -> str:
 
 def _quarantine(place: Any, reason: str, now: datetime, report: StepReport) -> str:
     """The enrollment stops at its step with ``reason`` until an operator retries it."""
+    log.warning("lead quarantined at %s %s: %s", report.journey, report.step, reason,
+                extra={"journey": report.journey, "step": report.step,
+                       "lead": place.lead_id, "enrollment": place.id})
     place.status = "quarantined"
     place.due_at = None
     place.quarantine_reason = reason

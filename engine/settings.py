@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     check_deliverability: bool = Field(
         default=False, description="DNS check of sign-up addresses (needs network)")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object a line (ripen, uvicorn, Prefect)")
 
     @field_validator("secret_keys", "trusted_proxies", "api_keys", mode="before")
     @classmethod

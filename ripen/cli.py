@@ -10,7 +10,7 @@ import signal
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from engine.consent import LEAD_SOURCES
 from engine.errors import ConfigError, RipenError
 from engine.settings import Settings, load_settings
 from engine.stages import BuyingStage
-from ripen import errorlog
+from ripen import errorlog, logs
 
 T = TypeVar("T")
 
@@ -266,6 +266,7 @@ def _prepare_prefect(settings: Settings) -> None:
     # the temporary server's first start migrates its database: 20 s (Prefect's default) is
     # too short on a busy two-core machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    logs.prepare(settings.log_format, settings.var_dir / "log")
 
 
 @app.command()
@@ -371,8 +372,8 @@ def run(
     prefect_ui = UiServer(ui_port, settings.var_dir / "log" / "prefect-ui.log") if ui else None
     with ExitStack() as stack:
         if prefect_ui is not None:  # before Prefect is imported: its flows report to it
-            out.print(f"starting Prefect's UI on {prefect_ui.url} (10–30 s the first time) …",
-                      markup=False)
+            _say(settings)(f"starting Prefect's UI on {prefect_ui.url} (10–30 s the first "
+                           "time) …")
             stack.callback(prefect_ui.stop)
             prefect_ui.start()
         _serve(settings, host=host, port=port, tick_seconds=tick_seconds,
@@ -387,7 +388,6 @@ def _serve(settings: Settings, *, host: str, port: int, tick_seconds: int | None
     from engine.bootstrap import bootstrap
     from flows import runtime
     from flows.tick import run_maintenance, run_tick
-    from ripen.api import accesslog
     from ripen.api.app import SchedulerStatus, create_app
     from ripen.scheduler import TickScheduler
 
@@ -400,12 +400,14 @@ def _serve(settings: Settings, *, host: str, port: int, tick_seconds: int | None
                               maintenance_seconds=settings.maintenance_seconds,
                               error_log=settings.var_dir / "log")
     api = create_app(ripen_app, status)
-    out.print(f"ripen {ripen.__version__}: config {ripen_app.config.version}, "
-              f"database {redact.url(settings.effective_database_url)}, "
-              f"mail {redact.url(settings.effective_mail_url)}", markup=False, soft_wrap=True)
+    logs.configure(settings.log_format)
+    say = _say(settings)
+    say(f"ripen {ripen.__version__}: config {ripen_app.config.version}, "
+        f"database {redact.url(settings.effective_database_url)}, "
+        f"mail {redact.url(settings.effective_mail_url)}")
     _warn_generated_key(ripen_app)
     if ui_url is not None:
-        out.print(f"Prefect UI: {ui_url} — each journey is a flow journey:<id>", markup=False)
+        say(f"Prefect UI: {ui_url} — each journey is a flow journey:<id>")
     # SIGTERM ends ripen as Ctrl-C does: uvicorn re-raises the signal once it has stopped,
     # and the default action would kill the process before Prefect's temporary server is
     # stopped (at exit), leaving it running.
@@ -414,22 +416,34 @@ def _serve(settings: Settings, *, host: str, port: int, tick_seconds: int | None
     try:
         # RIPEN_TRUSTED_PROXIES alone decides whose X-Forwarded-For counts (not uvicorn)
         uvicorn.run(api, host=host, port=port, log_level="info", proxy_headers=False,
-                    log_config=accesslog.log_config())
+                    log_config=logs.uvicorn_config(settings.log_format))
     finally:
         scheduler.shutdown()
         runtime.use(None)
         ripen_app.dispose()
-        out.print("ripen stopped")
+        say("ripen stopped")
 
 
 def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _say(settings: Settings) -> Callable[[str], None]:
+    """Where `ripen run` says what it does: the console, or in JSON mode the log (one JSON
+    object a line, nothing else)."""
+    if settings.log_format == "json":
+        return logging.getLogger("ripen.run").info
+    return lambda text: out.print(text, markup=False, soft_wrap=True)
+
+
 def _warn_generated_key(ripen_app: Ripen) -> None:
     from engine.bootstrap import GENERATED_KEY_WARNING
 
-    if ripen_app.signing_keys == "generated":
+    if ripen_app.signing_keys != "generated":
+        return
+    if ripen_app.settings.log_format == "json":
+        logging.getLogger("ripen.run").warning(GENERATED_KEY_WARNING)
+    else:
         _plain_error(f"WARNING: {GENERATED_KEY_WARNING}")
 
 
@@ -1310,13 +1324,13 @@ def serve(
     import uvicorn
 
     from engine.bootstrap import bootstrap_migrated
-    from ripen.api import accesslog
 
     bootstrap_migrated(settings).dispose()
     out.print(f"ripen {ripen.__version__} API on {host}:{port} ({workers} processes), "
               f"database {redact.url(settings.effective_database_url)}", markup=False)
     uvicorn.run("ripen.api.asgi:create", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=False, log_config=accesslog.log_config())
+                log_level="info", proxy_headers=False,
+                log_config=logs.uvicorn_config(settings.log_format))
 
 
 def main() -> None:

@@ -156,3 +156,48 @@ def test_run_with_ui_serves_prefects_ui_with_the_tick_flows(tmp_path: Path) -> N
     assert code == 0, (tmp_path / "run.log").read_text()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{ui}/api/health", timeout=5)
+
+
+@pytest.mark.slow
+def test_run_logs_one_json_object_a_line(tmp_path: Path) -> None:
+    """RIPEN_LOG_FORMAT=json: every line `ripen run` writes — its own, uvicorn's access log
+    (tokens hidden), Prefect's flow logs — is one JSON object; Prefect's carry the run."""
+    import json
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RIPEN_", "PREFECT_"))}
+    env.update({"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}",
+                "RIPEN_TICK_SECONDS": "2", "RIPEN_LOG_FORMAT": "json",
+                "PREFECT_HOME": str(tmp_path / "prefect")})
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen([RIPEN, "run", "--port", str(port)], cwd=REPO, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()[
+                        "scheduler"]["last_tick_at"]:
+                    break
+            time.sleep(0.5)
+        httpx.get(f"http://127.0.0.1:{port}/confirm/secret.link.token", timeout=5)
+        time.sleep(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=120)
+        log.close()
+    lines = [line for line in (tmp_path / "run.log").read_text().splitlines() if line.strip()]
+    assert code == 0, lines[-20:]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            pytest.fail(f"not a JSON line: {line!r}")
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any("/confirm/***" in r["message"] for r in access)
+    assert not any("secret.link.token" in line for line in lines)
+    flows = [r for r in records if r["logger"] == "prefect.flow_runs"]
+    assert any(r.get("flow_run_name") and "Finished in state" in r["message"] for r in flows)
+    assert any(r["logger"] == "ripen.run" and r["message"] == "ripen stopped" for r in records)
