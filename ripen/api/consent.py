@@ -23,8 +23,9 @@ from engine.consent import (
 from engine.lead_fields import LIMITS
 from engine.mail.message import HeaderInjection
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
-from ripen.api.edge import client_ip, require_api_key
+from ripen.api.edge import behind_api_key, client_ip, require_api_key
 from ripen.api.pages import message, page
+from ripen.api.pages.german import in_german
 
 #: One answer for every address state (new, pending, confirmed, suppressed): no enumeration.
 ACCEPTED_JSON = {"status": "accepted",
@@ -83,7 +84,7 @@ def router(ripen: Ripen) -> APIRouter:
         except (InvalidAddress, ConsentError, HeaderInjection, ValueError) as exc:
             if as_json:
                 return JSONResponse({"error": str(exc)}, status_code=422)
-            return form_page(422, str(exc), _form_values(values))
+            return form_page(422, in_german(str(exc)), _form_values(values))  # the form's
         if result.answer is Answer.RATE_LIMITED:
             return _rate_limited(result, as_json)
         send_now(result, tasks)
@@ -94,7 +95,8 @@ def router(ripen: Ripen) -> APIRouter:
                        "Anmeldung über den Link darin.",
                        "Keine E-Mail erhalten? Prüfen Sie Ihren Spam-Ordner.")
 
-    @api.post("/api/leads", status_code=202, tags=["leads"], response_model=None)
+    @api.post("/api/leads", status_code=202, tags=["leads"], response_model=None,
+              **behind_api_key(409, 422, 429))
     async def create_lead(request: Request, tasks: BackgroundTasks) -> Response:
         """Push a lead from another system (API key). It still has to confirm by DOI."""
         require_api_key(request, ripen.settings.api_keys)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
-from pydantic import AfterValidator
+from fastapi import HTTPException, Request, Security
+from fastapi.security import HTTPBearer
+from pydantic import AfterValidator, BaseModel
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -68,6 +69,33 @@ def _trusted(address: str, trusted: list[str]) -> bool:
         except ValueError:
             continue
     return False
+
+
+#: The API key as OpenAPI declares it (so /docs offers "Authorize"); the check itself is
+#: ``ripen.api.guard``'s, before the body is read.
+API_KEY = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                     description="an entry of RIPEN_API_KEYS: `Authorization: Bearer <key>`")
+
+
+class Problem(BaseModel):
+    """What an error answer carries."""
+
+    error: str
+
+
+ANSWERS = {401: "no API key, or a wrong one", 404: "no such lead or handover",
+           409: "refused in the state the lead or handover is in",
+           413: "the body is larger than the route's limit",
+           422: "a field is missing or invalid (the error names it)",
+           429: "over a limit; retry after the Retry-After header's seconds"}
+
+
+def behind_api_key(*codes: int) -> dict[str, Any]:
+    """Route options of an operation behind the API key: the security scheme and the error
+    answers it may give (401 and 413 always, and ``codes``)."""
+    return {"dependencies": [Security(API_KEY)],
+            "responses": {code: {"model": Problem, "description": ANSWERS[code]}
+                          for code in sorted({401, 413, *codes})}}
 
 
 def valid_api_key(authorization: str, keys: list[str]) -> bool:

@@ -14,7 +14,7 @@ from engine.bootstrap import Ripen
 from engine.handover import FEEDBACK_LINKS_VALID, HandoverError
 from engine.store.tables import Handover
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
-from ripen.api.edge import client_ip, require_api_key
+from ripen.api.edge import behind_api_key, client_ip, require_api_key
 from ripen.api.pages import message
 
 
@@ -110,18 +110,21 @@ def router(ripen: Ripen) -> APIRouter:
 
     # --- sales answers through the API (API key) ---------------------------------------
 
-    @api.post("/api/handovers/{handover_id}/accept", tags=["sales feedback"])
+    @api.post("/api/handovers/{handover_id}/accept", tags=["sales feedback"],
+              **behind_api_key(404, 409))
     def accept(handover_id: str, request: Request) -> JSONResponse:
         require_api_key(request, ripen.settings.api_keys)
         return _answer(lambda: service.answer(handover_id, "accept"))
 
-    @api.post("/api/handovers/{handover_id}/reject", tags=["sales feedback"])
+    @api.post("/api/handovers/{handover_id}/reject", tags=["sales feedback"],
+              **behind_api_key(404, 409, 422))
     def reject(handover_id: str, body: RejectIn, request: Request) -> JSONResponse:
         require_api_key(request, ripen.settings.api_keys)
         return _answer(lambda: service.answer(handover_id, "reject", reason=body.reason,
                                               note=body.note))
 
-    @api.post("/api/leads/{lead_id}/stage", tags=["sales feedback"])
+    @api.post("/api/leads/{lead_id}/stage", tags=["sales feedback"],
+              **behind_api_key(404, 409, 422))
     def stage(lead_id: str, body: StageIn, request: Request) -> Response:
         """Sales progress SFC → BAN → BCI → LPN → ANG → ABS (won), or a lost outcome."""
         require_api_key(request, ripen.settings.api_keys)

@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from engine import metrics
 from engine.bootstrap import Ripen
+from ripen.api.edge import behind_api_key
 
 
 class _Snapshot:
@@ -76,7 +77,8 @@ def router(ripen: Ripen) -> APIRouter:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(ripen))
 
-    @api.get("/metrics", tags=["operations"], response_class=Response)
+    @api.get("/metrics", tags=["operations"], response_class=Response,
+             **behind_api_key())
     def scrape() -> Response:
         """Prometheus metrics (API key): leads, enrollments due, outbox and webhook
         deliveries by status, the oldest waiting mail, quarantined leads, last runs."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from engine import gdpr
 from engine.addresses import InvalidAddress
 from engine.bootstrap import Ripen
-from ripen.api.edge import require_api_key
+from ripen.api.edge import behind_api_key, require_api_key
 
 
 class EraseRequest(BaseModel):
@@ -21,13 +21,13 @@ class EraseRequest(BaseModel):
 def router(ripen: Ripen) -> APIRouter:
     api = APIRouter(prefix="/api/gdpr", tags=["gdpr"])
 
-    @api.get("/export")
+    @api.get("/export", **behind_api_key(404, 422))
     def export(email: str, request: Request) -> JSONResponse:
         """Everything held about one person (Art. 15/20 GDPR)."""
         require_api_key(request, ripen.settings.api_keys)
         return _answer(lambda: gdpr.export(ripen.uow, email))
 
-    @api.post("/erase")
+    @api.post("/erase", **behind_api_key(404, 422))
     def erase(body: EraseRequest, request: Request) -> JSONResponse:
         """Erase one person (Art. 17 GDPR); only a hashed suppression entry remains."""
         require_api_key(request, ripen.settings.api_keys)

@@ -11,7 +11,7 @@ from engine.bootstrap import Ripen
 from engine.lead_fields import LIMITS, InvalidField
 from engine.mail.message import HeaderInjection
 from engine.profile import ProfileChange
-from ripen.api.edge import require_api_key
+from ripen.api.edge import behind_api_key, require_api_key
 from ripen.api.handover import push_handover
 
 
@@ -38,7 +38,8 @@ class ProfileIn(BaseModel):
 def router(ripen: Ripen) -> APIRouter:
     api = APIRouter()
 
-    @api.post("/api/leads/{lead_id}/profile", tags=["sales feedback"])
+    @api.post("/api/leads/{lead_id}/profile", tags=["sales feedback"],
+              **behind_api_key(404, 422))
     def update_profile(lead_id: str, body: ProfileIn, request: Request,
                        tasks: BackgroundTasks) -> JSONResponse:
         """Profile and BANT from the CRM or a qualification call: scored at once; a lead

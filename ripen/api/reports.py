@@ -11,13 +11,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from engine.bootstrap import Ripen
 from engine.report import funnel_report, period
 from ripen import html_report
-from ripen.api.edge import require_api_key
+from ripen.api.edge import behind_api_key, require_api_key
 
 
 def router(ripen: Ripen) -> APIRouter:
     api = APIRouter(prefix="/reports", tags=["reports"])
 
-    @api.get("/funnel", response_model=None)
+    @api.get("/funnel", response_model=None, **behind_api_key(422))
     def funnel(request: Request,
                since: str | None = Query(None, max_length=10,
                                          description="first day, YYYY-MM-DD [90 days ago]"),

@@ -16,7 +16,7 @@ from engine.bounces import Bounce, BounceKind, apply_bounces
 from engine.journeys import NewEvent
 from engine.tokens import TokenExpired, TokenInvalid
 from engine.tracking import LinkGone, follow, opened
-from ripen.api.edge import Moment, client_ip, require_api_key
+from ripen.api.edge import Moment, behind_api_key, client_ip, require_api_key
 from ripen.api.guard import HEAD
 from ripen.api.handover import push_handover
 from ripen.api.pages import message
@@ -105,7 +105,7 @@ def router(ripen: Ripen) -> APIRouter:
                         headers={"Cache-Control": "no-store, private",
                                  "Referrer-Policy": "no-referrer"})
 
-    @api.post("/api/events", status_code=202, tags=["tracking"])
+    @api.post("/api/events", status_code=202, tags=["tracking"], **behind_api_key(422))
     def event(body: EventIn, request: Request, tasks: BackgroundTasks) -> JSONResponse:
         """Website visits, webinar attendance, form fills … from other systems (API key)."""
         require_api_key(request, ripen.settings.api_keys)
@@ -122,7 +122,8 @@ def router(ripen: Ripen) -> APIRouter:
         return JSONResponse({"status": "recorded", "handover": handover is not None},
                             status_code=202)
 
-    @api.post("/api/events/batch", status_code=202, tags=["tracking"])
+    @api.post("/api/events/batch", status_code=202, tags=["tracking"],
+              **behind_api_key(422))
     def events(body: EventsIn, request: Request, tasks: BackgroundTasks) -> JSONResponse:
         """Up to 1,000 events in one transaction (web analytics, webinar platforms): each
         has the effect it would have alone; each lead is scored and qualified once."""
@@ -163,7 +164,7 @@ def router(ripen: Ripen) -> APIRouter:
             return email, f'unknown content "{item.content_id}"'
         return email, None
 
-    @api.post("/api/bounces", tags=["tracking"])
+    @api.post("/api/bounces", tags=["tracking"], **behind_api_key(422))
     def bounces(body: BouncesIn, request: Request) -> JSONResponse:
         """Asynchronous bounces and complaints (API key): hard and complaint suppress at once."""
         require_api_key(request, ripen.settings.api_keys)

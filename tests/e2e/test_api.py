@@ -104,3 +104,26 @@ def test_health_is_degraded_and_not_ready_while_ticks_fail_stall_or_leads_wait(
     ready = web.get("/health/ready")
     assert (ready.status_code, ready.json()["status"]) == (503, "degraded")
     assert web.get("/health/live").status_code == 200
+
+
+def test_the_openapi_description_declares_the_api_key_and_its_answers(
+        migrated: Engine) -> None:
+    """/docs can try the API with a key: a bearer security scheme, on every operation behind
+    the key (and on no public page), each documenting 401 and 413 with its error body."""
+    spec = _app(migrated).get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http", "scheme": "bearer",
+        "description": "an entry of RIPEN_API_KEYS: `Authorization: Bearer <key>`"}
+    secured, public = set(), set()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            (secured if operation.get("security") else public).add(f"{method.upper()} {path}")
+            if operation.get("security"):
+                assert operation["security"] == [{"apiKey": []}]
+                assert {"401", "413"} <= set(operation["responses"]), path
+    assert {p for p in secured if not p.split(" ")[1].startswith(("/api/", "/reports/",
+                                                                   "/metrics"))} == set()
+    assert {p for p in public if p.split(" ")[1].startswith(("/api/", "/reports/",
+                                                              "/metrics"))} == set()
+    leads = spec["paths"]["/api/leads"]["post"]["responses"]
+    assert set(leads) >= {"202", "401", "409", "413", "422", "429"}
