@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as public
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, WithJsonSchema, field_validator, model_validator
 
 from engine.config.types import Duration, Frozen, ripen_error
 
@@ -21,11 +21,18 @@ def _monday_to_friday() -> list[Weekday]:
     return ["mon", "tue", "wed", "thu", "fri"]
 
 
+#: A time of day as the YAML writes it, "19:00" (JSON Schema's ``format: time`` would ask
+#: for seconds and a zone, and editors would mark a correct file red).
+TimeOfDay = Annotated[time, WithJsonSchema({
+    "type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+    "description": "a time of day, HH:MM, e.g. 19:00"})]
+
+
 class QuietHours(Frozen):
     """No marketing mail between ``start`` and ``end`` (lead's local time); may span midnight."""
 
-    start: time
-    end: time
+    start: TimeOfDay
+    end: TimeOfDay
 
 
 class FrequencyCap(Frozen):

@@ -72,12 +72,13 @@ def _duration(value: Any) -> timedelta:
         raise ripen_error(str(exc), DURATION_HINT) from None
 
 
+DURATION_PATTERN = r"^\s*[1-9]\d*\s*[mhdw]\s*$"
 #: A positive duration written as 90m, 12h, 3d or 2w.
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
     PlainSerializer(format_duration, when_used="json"),  # stored versions read back as YAML
-    WithJsonSchema({"type": "string", "pattern": r"^\s*[1-9]\d*\s*[mhdw]\s*$",
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN,
                     "description": "a duration such as 90m, 12h, 3d or 2w"}),
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,9 @@ def test_bad_settings_are_a_user_error() -> None:
 
 
 def test_schema_accepts_every_example_file(tmp_path: Path) -> None:
-    """`ripen schema` writes schemas that accept the example YAML files (jsonschema)."""
+    """`ripen schema` writes schemas that accept every shipped YAML file as an editor checks
+    it: the file read as YAML 1.2 (dates and times stay text) and every ``format`` checked
+    (a ``format: time`` refused the correct "19:00" before)."""
     result = ripen("schema", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     kinds = {
@@ -87,7 +90,11 @@ def test_schema_accepts_every_example_file(tmp_path: Path) -> None:
         "policy": [REPO / "config" / "policy.yaml"],
         "consent": [REPO / "config" / "consent.yaml"],
         "mail": [REPO / "config" / "mail.yaml"],
+        "retention": [REPO / "config" / "retention.yaml"],
     }
+    shipped = {p for p in (REPO / "config").rglob("*.yaml")} | set(
+        (REPO / "content").glob("*.yaml"))
+    assert shipped == {f for files in kinds.values() for f in files}  # every file checked
     yaml = YAML(typ="safe")
     for kind, files in kinds.items():
         schema = json.loads((tmp_path / schema_file_name(kind)).read_text(encoding="utf-8"))
@@ -95,8 +102,34 @@ def test_schema_accepts_every_example_file(tmp_path: Path) -> None:
         assert files
         for file in files:
             data = json.loads(json.dumps(yaml.load(file), default=str))
-            jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+            jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator,
+                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
             assert "$schema=" in file.read_text(encoding="utf-8").splitlines()[0], file
+
+
+def test_every_schema_default_matches_its_own_pattern() -> None:
+    """A default an editor inserts must be valid where it goes (`retry_horizon` defaulted to
+    the ISO "P5D" its own duration pattern refuses)."""
+    wrong: list[str] = []
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            default, pattern = node.get("default"), node.get("pattern")
+            if isinstance(default, str) and isinstance(pattern, str) and \
+                    not re.search(pattern, default):
+                wrong.append(f"{where}: {default!r} !~ {pattern}")
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}/{index}")
+
+    schemas = json_schemas()
+    for kind, schema in schemas.items():
+        walk(schema, kind)
+    assert wrong == []
+    retention = schemas["retention"]["properties"]
+    assert retention["click_links"]["default"] == "400d"
 
 
 def test_schema_rejects_a_typo() -> None:
