@@ -410,10 +410,11 @@ def test_explain_handovers_list_replay_and_routing_report(app: Ripen, smtp: Smtp
     from typer.testing import CliRunner
 
     from ripen import cli
+    from ripen.cli import sales
 
     sink, _ = smtp
     row = _one_handover(app, sink, receiver)
-    monkeypatch.setattr(cli, "_ripen", lambda: _Same(app))
+    monkeypatch.setattr(sales, "open_ripen", lambda: _Same(app))
     runner = CliRunner()
     explained = runner.invoke(cli.app, ["explain", "hook0@example.com"])
     assert explained.exit_code == 0, explained.output
@@ -430,7 +431,7 @@ def test_explain_handovers_list_replay_and_routing_report(app: Ripen, smtp: Smtp
 
 
 class _Same:
-    """`_ripen()` for the test: the test's container, not disposed after the command."""
+    """`open_ripen()` for the test: the test's container, not disposed after the command."""
 
     def __init__(self, app: Ripen) -> None:
         self.app = app

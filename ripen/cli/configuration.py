@@ -1,0 +1,184 @@
+"""Configuration: check it, write its JSON Schemas, look at a journey or a mail, audit the
+content."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from engine.config.compiler import CompiledConfig, load_and_compile
+from engine.errors import RipenError
+from engine.stages import BuyingStage
+from ripen.cli._common import (
+    RootOption,
+    app,
+    audit_app,
+    config_paths,
+    known,
+    load_cli_settings,
+    out,
+)
+
+
+@app.command()
+def validate(root: RootOption = None) -> None:
+    """Check every YAML file and template; print a summary, or each problem as file:line:col."""
+    config = load_and_compile(config_paths(root))
+    _summary(config)
+
+
+def _summary(config: CompiledConfig) -> None:
+    stages = [s.value for s in BuyingStage]
+    table = Table(title="Content per persona and stage", title_justify="left")
+    table.add_column("persona")
+    for stage in stages:
+        table.add_column(stage, justify="right")
+    table.add_column("fast lane", justify="right")
+    for persona in config.personas.values():
+        counts = [str(len(config.content_for(persona.id, BuyingStage(s)))) for s in stages]
+        fast = sum(1 for c in config.content.values() if c.fast_lane and persona.id in c.personas)
+        table.add_row(f"{persona.name} ({persona.id})", *counts, str(fast))
+    out.print(table)
+    journeys = Table(title="Journeys", title_justify="left")
+    for column in ("journey", "kind", "version", "stages", "steps"):
+        journeys.add_column(column)
+    for journey in config.journeys.values():
+        journeys.add_row(journey.id, journey.model.kind, journey.version,
+                         " ".join(s.value for s, _ in journey.model.stages.declared()),
+                         str(len(journey.steps)))
+    out.print(journeys)
+    steps = sum(len(j.steps) for j in config.journeys.values())
+    counts = ", ".join(_count(n, what) for n, what in (
+        (len(config.personas), "persona"), (len(config.content), "content item"),
+        (len(config.journeys), "journey"), (steps, "step")))
+    out.print(f"OK: {counts} (config version {config.version})", soft_wrap=True)
+
+
+def _count(number: int, what: str) -> str:
+    return f"{number} {what}{'' if number == 1 else 's'}"
+
+
+@app.command()
+def graph(
+    journey: Annotated[str, typer.Argument(help="Journey id, e.g. monika-marketing")],
+    root: RootOption = None,
+) -> None:
+    """Print a journey as a Mermaid flowchart: its stages, steps and branches as they run."""
+    from engine.diagram import mermaid
+
+    config = load_and_compile(config_paths(root))
+    print(mermaid(known(config.journeys, journey, "journey")), end="")
+
+
+@app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. content_offer")],
+    persona: Annotated[str, typer.Option(help="Persona id whose sample lead is shown")],
+    content: Annotated[str, typer.Option(help="Content item id offered in the mail")],
+    fast_lane: Annotated[str | None, typer.Option(
+        "--fast-lane", help="A fast_lane content item offered alongside")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the files")] = Path(
+        "var/preview"),
+    root: RootOption = None,
+) -> None:
+    """Render a marketing template for a persona and content item into HTML and text files."""
+    from engine.mail.context import marketing_context, sample_lead
+    from engine.mail.render import Renderer
+
+    config = load_and_compile(config_paths(root))
+    chosen = known(config.personas, persona, "persona")
+    item = known(config.content, content, "content")
+    offer = known(config.content, fast_lane, "content") if fast_lane else None
+    if template not in config.templates.names() or config.templates.missing_parts(template):
+        raise RipenError(f'no template "{template}" with both parts in '
+                         f"{config.templates.display('')}")
+    base = load_cli_settings(root).public_base_url.rstrip("/")
+    context = marketing_context(
+        subject=item.title, lead=sample_lead(chosen), persona=chosen, content=item,
+        fast_lane_offer=offer, fast_lane_url=f"{base}/fast-lane/PREVIEW",
+        unsubscribe_url=f"{base}/u/PREVIEW", identity=config.mail)
+    html, text = Renderer(config.templates.folder).render(template, context)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{template.replace('/', '_')}-{persona}-{content}"
+    (out_dir / f"{stem}.html").write_text(html, encoding="utf-8")
+    (out_dir / f"{stem}.txt").write_text(text, encoding="utf-8")
+    out.print(f"wrote {out_dir / stem}.html and .txt (subject: {item.title})", markup=False,
+              soft_wrap=True)
+
+
+@app.command()
+def schema(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the *.schema.json files")]
+    = Path("config/schemas"),
+) -> None:
+    """Write JSON Schemas for every config file kind (editors validate and autocomplete)."""
+    from engine.config.schema import write_schemas
+
+    for path in write_schemas(out_dir):
+        out.print(f"wrote {path}")
+
+
+@audit_app.command("content")
+def audit_content(
+    root: RootOption = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 when a persona × stage cell has no content (for CI)")] = False,
+    stale_after: Annotated[str, typer.Option(
+        help="Content published longer ago than this is listed as stale (e.g. 365d, 104w)")
+    ] = "730d",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """The persona × stage content matrix: items, fast-lane offers, the journey's sends and
+    cadence, the runway in days; content no journey uses; stale content."""
+
+    from engine.audit import audit_content as run_audit
+    from engine.durations import parse_duration
+
+    try:
+        age = parse_duration(stale_after)
+    except ValueError as exc:
+        raise RipenError(f"--stale-after: {exc}") from None
+    config = load_and_compile(config_paths(root))
+    report = run_audit(config, today=datetime.now(UTC).date(), stale_after=age)
+    if as_json:
+        print(json.dumps({
+            "cells": [{"persona": c.persona, "stage": c.stage.value, "items": list(c.items),
+                       "fast_lane": list(c.fast_lane), "sends": c.sends,
+                       "wait_days": c.wait_days, "runway_days": c.runway_days}
+                      for c in report.cells],
+            "gaps": [f"{c.persona}/{c.stage.value}" for c in report.gaps],
+            "unreferenced": list(report.unreferenced),
+            "stale": [{"content": i, "published": str(d)} for i, d in report.stale]},
+            indent=2))
+    else:
+        table = Table("persona", *(s.value for s in report.stages), box=box.SIMPLE,
+                      title="items (fast lane) · sends/days · runway")
+        for persona in sorted({c.persona for c in report.cells}):
+            row = []
+            for cell in (c for c in report.cells if c.persona == persona):
+                if cell.empty:
+                    row.append("[red]GAP[/red]")
+                    continue
+                text = f"{len(cell.items)} ({len(cell.fast_lane)})"
+                if cell.sends:
+                    text += f" · {cell.sends}/{cell.wait_days:g}d"
+                if cell.runway_days is not None:
+                    text += f" · {cell.runway_days:.0f}d"
+                row.append(text)
+            table.add_row(persona, *row)
+        out.print(table)
+        out.print("unused by any journey: " + (", ".join(report.unreferenced) or "none"),
+                  markup=False, soft_wrap=True)
+        out.print(f"stale (published over {stale_after} ago): "
+                  + (", ".join(f"{i} ({d})" for i, d in report.stale) or "none"),
+                  markup=False, soft_wrap=True)
+        for gap in report.gaps:
+            out.print(f"gap: no content for {gap.persona} at {gap.stage.value}", markup=False)
+    if strict and report.gaps:
+        raise typer.Exit(1)
