@@ -70,6 +70,8 @@ def router(ripen: Ripen) -> APIRouter:
     async def subscribe(request: Request, tasks: BackgroundTasks) -> Response:
         """Form post or JSON. The answer never tells whether the address is known."""
         as_json = request.headers.get("content-type", "").startswith("application/json")
+        # A form post that asks for JSON (Accept) gets JSON answers, in English like the API.
+        answer_json = as_json or "application/json" in request.headers.get("accept", "")
         values: dict[str, Any] = {}
         try:
             values = await _read(request, as_json)
@@ -82,13 +84,13 @@ def router(ripen: Ripen) -> APIRouter:
                                ripen=ripen, by_the_person=True)
             result = consent.sign_up(sign_up)
         except (InvalidAddress, ConsentError, HeaderInjection, ValueError) as exc:
-            if as_json:
+            if answer_json:
                 return JSONResponse({"error": str(exc)}, status_code=422)
             return form_page(422, in_german(str(exc)), _form_values(values))  # the form's
         if result.answer is Answer.RATE_LIMITED:
-            return _rate_limited(result, as_json)
+            return _rate_limited(result, answer_json)
         send_now(result, tasks)
-        if as_json:
+        if answer_json:
             return JSONResponse(ACCEPTED_JSON, status_code=202)
         return message("Fast geschafft!",
                        "Wir haben Ihnen eine E-Mail geschickt. Bitte bestätigen Sie Ihre "

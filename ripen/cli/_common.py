@@ -32,7 +32,8 @@ app = typer.Typer(
     "a Prefect flow; ripe leads go to sales through a signed webhook.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode="markdown",
 )
 
 
@@ -245,6 +246,14 @@ def plain_error(text: str) -> None:
 
 
 def crash_log(text: str) -> Path:
-    path = errorlog.record(text)
-    logging.getLogger("ripen").error("unexpected error, see %s", path)
+    """Record a bug's traceback under RIPEN_HOME's var/log (the folder `ripen run` logs
+    to), or under the current folder when the settings themselves are unreadable."""
+    try:
+        folder = load_settings().var_dir / "log"
+    except Exception:  # the settings may be what is broken
+        folder = errorlog.DEFAULT_FOLDER
+    path = errorlog.record(text, folder)
+    logger = logging.getLogger("ripen")
+    if logger.hasHandlers():  # `ripen run`'s log; a plain command says it on stderr only
+        logger.error("unexpected error, see %s", path)
     return path

@@ -3,17 +3,14 @@ content."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
 
 from engine.config.compiler import CompiledConfig, load_and_compile
-from engine.errors import RipenError
+from engine.errors import ConfigError, RipenError
 from engine.stages import BuyingStage
 from ripen.cli._common import (
     RootOption,
@@ -24,30 +21,42 @@ from ripen.cli._common import (
     load_cli_settings,
     out,
 )
+from ripen.cli.output import JsonOption, print_json, table
 
 
 @app.command()
-def validate(root: RootOption = None) -> None:
-    """Check every YAML file and template; print a summary, or each problem as file:line:col."""
-    config = load_and_compile(config_paths(root))
-    _summary(config)
+def validate(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """Check every YAML file and template; print a summary, or each problem as file:line:col.
+
+    With --json: {"ok": true, ...counts} or {"ok": false, "problems": [...]} on stdout, and
+    exit 1 when there are problems."""
+    if not as_json:
+        _summary(load_and_compile(config_paths(root)))
+        return
+    try:
+        config = load_and_compile(config_paths(root))
+    except ConfigError as exc:
+        print_json({"ok": False, "problems": [
+            {"file": p.file, "line": p.line, "column": p.column, "message": p.message,
+             "hint": p.hint} for p in exc.problems]})
+        raise typer.Exit(1) from None
+    print_json({"ok": True, "version": config.version, "personas": sorted(config.personas),
+                "content_items": len(config.content),
+                "journeys": [{"journey": j.id, "kind": j.model.kind, "version": j.version,
+                              "steps": len(j.steps)} for j in config.journeys.values()]})
 
 
 def _summary(config: CompiledConfig) -> None:
     stages = [s.value for s in BuyingStage]
-    table = Table(title="Content per persona and stage", title_justify="left")
-    table.add_column("persona")
-    for stage in stages:
-        table.add_column(stage, justify="right")
-    table.add_column("fast lane", justify="right")
+    matrix = table("persona", *stages, "fast lane", title="Content per persona and stage",
+                   numbers=True)
     for persona in config.personas.values():
         counts = [str(len(config.content_for(persona.id, BuyingStage(s)))) for s in stages]
         fast = sum(1 for c in config.content.values() if c.fast_lane and persona.id in c.personas)
-        table.add_row(f"{persona.name} ({persona.id})", *counts, str(fast))
-    out.print(table)
-    journeys = Table(title="Journeys", title_justify="left")
-    for column in ("journey", "kind", "version", "stages", "steps"):
-        journeys.add_column(column)
+        matrix.add_row(f"{persona.name} ({persona.id})", *counts, str(fast))
+    out.print(matrix)
+    journeys = table("journey", "kind", "version", "stages", "steps", title="Journeys",
+                     right=("steps",))
     for journey in config.journeys.values():
         journeys.add_row(journey.id, journey.model.kind, journey.version,
                          " ".join(s.value for s, _ in journey.model.stages.declared()),
@@ -132,7 +141,7 @@ def audit_content(
     stale_after: Annotated[str, typer.Option(
         help="Content published longer ago than this is listed as stale (e.g. 365d, 104w)")
     ] = "730d",
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The persona × stage content matrix: items, fast-lane offers, the journey's sends and
     cadence, the runway in days; content no journey uses; stale content."""
@@ -147,18 +156,17 @@ def audit_content(
     config = load_and_compile(config_paths(root))
     report = run_audit(config, today=datetime.now(UTC).date(), stale_after=age)
     if as_json:
-        print(json.dumps({
+        print_json({
             "cells": [{"persona": c.persona, "stage": c.stage.value, "items": list(c.items),
                        "fast_lane": list(c.fast_lane), "sends": c.sends,
                        "wait_days": c.wait_days, "runway_days": c.runway_days}
                       for c in report.cells],
             "gaps": [f"{c.persona}/{c.stage.value}" for c in report.gaps],
             "unreferenced": list(report.unreferenced),
-            "stale": [{"content": i, "published": str(d)} for i, d in report.stale]},
-            indent=2))
+            "stale": [{"content": i, "published": str(d)} for i, d in report.stale]})
     else:
-        table = Table("persona", *(s.value for s in report.stages), box=box.SIMPLE,
-                      title="items (fast lane) · sends/days · runway")
+        matrix = table("persona", *(s.value for s in report.stages),
+                       title="items (fast lane) · sends/days · runway")
         for persona in sorted({c.persona for c in report.cells}):
             row = []
             for cell in (c for c in report.cells if c.persona == persona):
@@ -171,8 +179,8 @@ def audit_content(
                 if cell.runway_days is not None:
                     text += f" · {cell.runway_days:.0f}d"
                 row.append(text)
-            table.add_row(persona, *row)
-        out.print(table)
+            matrix.add_row(persona, *row)
+        out.print(matrix)
         out.print("unused by any journey: " + (", ".join(report.unreferenced) or "none"),
                   markup=False, soft_wrap=True)
         out.print(f"stale (published over {stale_after} ago): "

@@ -3,7 +3,6 @@ journey change would move, pause and resume journeys, the maintenance run."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from contextlib import ExitStack
@@ -11,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 import ripen
 from engine import redact
@@ -30,10 +28,11 @@ from ripen.cli._common import (
     terminated,
     warn_generated_key,
 )
+from ripen.cli.output import JsonOption, print_json, table
 
 
 @app.command("plan-change")
-def plan_change() -> None:
+def plan_change(as_json: JsonOption = False) -> None:
     """Before a journey change goes live: how many leads in flight each change would move."""
     from engine.bootstrap import bootstrap
     from engine.versions import plan
@@ -44,18 +43,23 @@ def plan_change() -> None:
             moves = plan(uow, ripen_app.config)
     finally:
         ripen_app.dispose()
+    if as_json:
+        print_json([{"journey": move.journey, "policy": move.policy,
+                     "from_version": move.from_version, "from_step": move.from_step,
+                     "to_step": move.to_step, "leads": move.leads} for move in moves])
+        return
     if not moves:
         out.print("no leads in flight on other versions: the change moves nobody")
         return
-    table = Table(title="Leads in flight on other versions", title_justify="left")
-    for column in ("journey", "policy", "from version", "at step", "goes to", "leads"):
-        table.add_column(column, no_wrap=column != "goes to")  # ids stay whole
+    moved = table("journey", "policy", "from version", "at step", "goes to", "leads",
+                  title="Leads in flight on other versions", right=("leads",),
+                  ids=("journey", "from version", "at step"))
     for move in moves:
         where = {"pin": "stays on its version", "drain": "new version at the next stage"}.get(
             move.policy, move.to_step or "")
-        table.add_row(move.journey, move.policy, move.from_version, move.from_step,
+        moved.add_row(move.journey, move.policy, move.from_version, move.from_step,
                       where, str(move.leads))
-    out.print(table)
+    out.print(moved)
 
 
 @app.command()
@@ -64,6 +68,7 @@ def tick(
         help="Run the whole tick at this time (ISO 8601): every step, the contact policy and "
              "the outbox see it, so a 30-day wait can be tried in one command. Not in "
              "production, not in the past [default: now]")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Run one tick (the Prefect tick flow: every journey with work as its own flow run,
     then qualification, webhooks and the outbox) and print what it did."""
@@ -85,7 +90,10 @@ def tick(
     finally:
         runtime.use(None)
         ripen_app.dispose()
-    _print_tick(summary)
+    if as_json:
+        print_json(summary)
+    else:
+        _print_tick(summary)
     if failed is not None:
         raise RipenError(f"the tick had failures: {failed}")
 
@@ -223,7 +231,7 @@ def journeys_resume(journey: Annotated[str, typer.Argument(help="The journey's i
 
 @journeys_app.command("list")
 def journeys_list(
-    as_json: Annotated[bool, typer.Option("--json", help="As JSON, for machines")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Every journey with its version, kind and persona, whether it is paused, and how many
     of its leads are quarantined."""
@@ -238,7 +246,7 @@ def journeys_list(
                  "quarantined": held.get(j.id, 0)}
                 for j in sorted(ripen_app.config.journeys.values(), key=lambda j: j.id)]
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     for row in rows:
         out.print(f"{row['journey']}@{row['version']} {row['kind']}"
@@ -262,7 +270,7 @@ def _announce(event: str, journey: str) -> None:
 
 
 @app.command()
-def maintenance() -> None:
+def maintenance(as_json: JsonOption = False) -> None:
     """Run the maintenance flow once: DOI reminders, purge of unconfirmed sign-ups, outbox."""
     settings = load_cli_settings()
     prepare_prefect(settings)
@@ -277,6 +285,9 @@ def maintenance() -> None:
     finally:
         runtime.use(None)
         ripen_app.dispose()
+    if as_json:
+        print_json(result)
+        return
     out.print(f"reminders {result['reminded']}, purged {result['purged']}, "
               f"SLA escalations {result['escalated']}, webhooks {result['webhooks']}, "
               f"mail {result['mail']}", markup=False, soft_wrap=True)

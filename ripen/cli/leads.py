@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from engine.consent import LEAD_SOURCES
 from engine.errors import RipenError
@@ -22,6 +21,7 @@ from ripen.cli._common import (
     open_ripen,
     out,
 )
+from ripen.cli.output import JsonOption, print_json, table
 
 
 @app.command("import")
@@ -45,10 +45,12 @@ def import_leads(
     encoding: Annotated[str | None, typer.Option(
         help="The file's encoding, e.g. cp1252 [default: UTF-8, else detected]",
         show_default=False)] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Import leads (or, with --customers, existing customers) from CSV — UTF-8 or detected
     (Excel's Windows-1252), comma or semicolon separated; each gets a confirmation mail
     (double opt-in) unless already confirmed."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
     from engine.importer import import_csv, read_rows
@@ -60,7 +62,8 @@ def import_leads(
     total = sum(1 for _ in read_rows(file, encoding))
     with open_ripen() as ripen_app, Progress(TextColumn("{task.description}"), BarColumn(),
                                          TextColumn("{task.completed}/{task.total} rows"),
-                                         console=out) as progress:
+                                         console=Console(stderr=True) if as_json else out
+                                         ) as progress:
         if customers is not None:
             ripen_app.consent.check_customer(customers, stage.upper() if stage else None)
         task = progress.add_task(f"importing {file.name}", total=total)
@@ -73,6 +76,14 @@ def import_leads(
     for line, trace in summary.failed:
         errorlog.record(f"import of {file} line {line}:\n{trace}")
     waiting = sent.get("retry", 0) + sent.get("deferred", 0)
+    if as_json:
+        print_json({"file": str(file), "encoding": summary.encoding,
+                    "imported": summary.imported, "merged": summary.merged,
+                    "refused": [{"line": line, "reason": reason}
+                                for line, reason in summary.refused],
+                    "confirmation_mails": {"sent": sent.get("sent", 0), "waiting": waiting},
+                    "failed_lines": [line for line, _ in summary.failed]})
+        return
     out.print(f"read {file.name} as {summary.encoding}: "
               f"imported {summary.imported}, merged {summary.merged}, "
               f"refused {len(summary.refused)}, confirmation mails sent "
@@ -89,6 +100,7 @@ def import_leads(
 def bounces_ingest(
     path: Annotated[Path, typer.Argument(
         help="A report mail, a Maildir (new/ is moved to cur/), or a folder of .eml files")],
+    as_json: JsonOption = False,
 ) -> None:
     """Read RFC 3464 delivery reports and RFC 5965 (ARF) complaints; suppress as configured.
 
@@ -102,6 +114,11 @@ def bounces_ingest(
         summary = ingest(path, ripen_app.uow, rules=ripen_app.config.mail.bounces,
                          clock=ripen_app.clock, webhooks=ripen_app.config.sla.webhooks)
     counts = summary.counts
+    if as_json:
+        print_json({"files": summary.files, "counts": dict(counts),
+                    "not_a_report": [{"file": name, "reason": reason}
+                                     for name, reason in summary.skipped]})
+        return
     out.print(f"{summary.files} files: hard {counts['hard']}, soft {counts['soft']}, "
               f"complaints {counts['complaint']}, suppressed {counts['suppressed']}, "
               f"already recorded {counts['duplicate']}, unknown recipient "
@@ -114,7 +131,7 @@ def bounces_ingest(
 @leads_app.command("quarantined")
 def leads_quarantined(
     journey: Annotated[str | None, typer.Option(help="Only this journey's")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="As JSON, for machines")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Leads whose step could not be done (their mail did not render, a filter failed on
     their values): where they stopped and why. Fix the template or the data, then
@@ -124,7 +141,7 @@ def leads_quarantined(
     with open_ripen() as ripen_app:
         held = quarantine.listed(ripen_app.uow, journey=journey)
     if as_json:
-        print(json.dumps([q.as_json() for q in held], indent=2))
+        print_json([q.as_json() for q in held])
         return
     for q in held:
         out.print(f"{q.email} {q.journey}@{q.version} {q.stage}:{q.step} since "
@@ -158,29 +175,38 @@ def leads_retry(
 def consent_proof(
     email: Annotated[str, typer.Argument(help="The lead's e-mail address")],
     html: Annotated[Path | None, typer.Option(help="Also write a printable HTML file")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Print the complete consent record of one lead (BGH I ZR 164/09)."""
     with open_ripen() as ripen_app:
         proof = ripen_app.consent.proof(email)
         printed = ripen_app.clock().isoformat()
-    out.print(f"{proof.email}: {proof.status}, created {proof.created_at.isoformat()}, "
-              f"source {proof.source or '-'}, campaign {proof.campaign or '-'}",
-              markup=False, soft_wrap=True)
-    table = Table(title="Consent ledger", title_justify="left")
-    for column in ("time (UTC)", "action", "purpose", "details"):
-        table.add_column(column, overflow="fold")
-    for entry in proof.entries:
-        details = "\n".join(f"{k}: {v}" for k, v in entry.detail.items() if v)
-        table.add_row(entry.occurred_at.isoformat(), entry.action, entry.purpose, details)
-    out.print(table)
-    for digest, text in proof.texts.items():
-        out.print(f"text {digest[:12]}…: {text}", markup=False, soft_wrap=True)
     if html is not None:
         from ripen.api.pages import render
 
         html.write_text(render("proof.html", title=f"Consent proof {proof.email}", proof=proof,
                                printed_at=printed), encoding="utf-8")
-        out.print(f"wrote {html}")
+    if as_json:
+        print_json({"email": proof.email, "status": proof.status,
+                    "created_at": proof.created_at, "source": proof.source,
+                    "campaign": proof.campaign,
+                    "ledger": [{"at": entry.occurred_at, "action": entry.action,
+                                "purpose": entry.purpose, "detail": entry.detail}
+                               for entry in proof.entries],
+                    "texts": proof.texts, "html": html})
+        return
+    out.print(f"{proof.email}: {proof.status}, created {proof.created_at.isoformat()}, "
+              f"source {proof.source or '-'}, campaign {proof.campaign or '-'}",
+              markup=False, soft_wrap=True)
+    ledger = table("time (UTC)", "action", "purpose", "details", title="Consent ledger")
+    for entry in proof.entries:
+        details = "\n".join(f"{k}: {v}" for k, v in entry.detail.items() if v)
+        ledger.add_row(entry.occurred_at.isoformat(), entry.action, entry.purpose, details)
+    out.print(ledger)
+    for digest, text in proof.texts.items():
+        out.print(f"text {digest}: {text}", markup=False, soft_wrap=True)
+    if html is not None:
+        out.print(f"wrote {html}", markup=False, soft_wrap=True)
 
 
 @gdpr_app.command("export")
@@ -190,7 +216,6 @@ def gdpr_export(
                                                 "[default: print]", show_default=False)] = None,
 ) -> None:
     """Everything ripen holds about one person, as JSON (Art. 15/20 GDPR)."""
-    import json
 
     from engine import gdpr
 

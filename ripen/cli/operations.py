@@ -21,6 +21,7 @@ from ripen.cli._common import (
     out,
     prefect_server,
 )
+from ripen.cli.output import JsonOption, print_json
 
 
 @db_app.command("upgrade")
@@ -38,16 +39,20 @@ def db_upgrade() -> None:
 
 
 @db_app.command("current")
-def db_current() -> None:
+def db_current(as_json: JsonOption = False) -> None:
     """Show the database's migration revision and the newest one available."""
     from engine.store import database
 
     engine = database.make_engine(load_cli_settings().effective_database_url)
     try:
-        out.print(f"current: {database.current_revision(engine) or 'none'}, "
-                  f"head: {database.head_revision()}")
+        current, head = database.current_revision(engine), database.head_revision()
     finally:
         engine.dispose()
+    if as_json:
+        print_json({"current": current, "head": head, "up_to_date": current == head})
+        return
+    out.print(f"current: {current or 'none'}, head: {head}"
+              + ("" if current == head else " — run `ripen db upgrade`"), markup=False)
 
 
 @app.command()

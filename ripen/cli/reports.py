@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from engine.config.compiler import load_and_compile
 from engine.errors import RipenError
@@ -23,6 +20,7 @@ from ripen.cli._common import (
     open_ripen,
     out,
 )
+from ripen.cli.output import JsonOption, print_json, table
 
 
 @app.command()
@@ -39,6 +37,7 @@ def plan(
     no_history: Annotated[bool, typer.Option(
         "--no-history", help="Do not read the database (rates from --rate or rule of ten)")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Funnel planning: how many leads each stage needs for a revenue target, per source,
     and whether the open pipeline reaches it."""
@@ -64,20 +63,33 @@ def plan(
         chain, source = RULE_OF_TEN, "rule of ten (500 → 50 → 5)"
     result = funnel_plan(revenue=revenue, deal_size=deal_size, rates=chain, rates_from=source,
                          history=history)
+    expected = expected_customers(pipeline, chain) if pipeline is not None else None
+    if as_json:
+        print_json({
+            "revenue": revenue, "deal_size": deal_size, "customers": result.customers,
+            "rates_from": source,
+            "stages": [{"stage": step.stage, "needed": step.needed,
+                        "rate_to_next": step.rate_to_next} for step in result.steps],
+            "by_source": [{"source": name, "leads_needed": needed, "lead_to_won": won}
+                          for name, needed, won in result.by_source],
+            "pipeline": None if pipeline is None or expected is None else {
+                **pipeline, "expected_customers": expected,
+                "reaches_target": expected >= result.customers}})
+        return
     out.print(f"{result.customers} customers needed (revenue {revenue:,.0f} / deal size "
               f"{deal_size:,.0f}); rates from {source}", markup=False, soft_wrap=True)
-    table = Table("stage", "needed", "conversion to next", box=box.SIMPLE)
+    stages = table("stage", "needed", "conversion to next", right=("needed", "conversion to next"))
     for step in result.steps:
-        table.add_row(step.stage, f"{step.needed:,}",
-                      f"{step.rate_to_next:.1%}" if step.rate_to_next is not None else "")
-    out.print(table)
+        stages.add_row(step.stage, f"{step.needed:,}",
+                       f"{step.rate_to_next:.1%}" if step.rate_to_next is not None else "")
+    out.print(stages)
     if result.by_source:
-        sources = Table("source", "leads needed (historic share)", "lead → won", box=box.SIMPLE)
+        sources = table("source", "leads needed (historic share)", "lead → won",
+                        right=("leads needed (historic share)", "lead → won"))
         for name, needed, won in result.by_source:
             sources.add_row(name, f"{needed:,}", f"{won:.1%}" if won is not None else "-")
         out.print(sources)
-    if pipeline is not None:
-        expected = expected_customers(pipeline, chain)
+    if pipeline is not None and expected is not None:
         verdict = "reaches" if expected >= result.customers else "does not reach"
         out.print(f"open pipeline: {pipeline['mql']} MQL, {pipeline['sal']} with sales (SAL "
                   f"or later) → about {expected:.1f} customers: it {verdict} the target of "
@@ -92,7 +104,7 @@ def report(
     until: Annotated[str | None, typer.Option(
         help="Day after the period (YYYY-MM-DD) [default: tomorrow]", show_default=False)
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    as_json: JsonOption = False,
     html: Annotated[Path | None, typer.Option(
         "--html", help="Also write a self-contained HTML report with charts to this file",
         show_default=False)] = None,
@@ -118,18 +130,18 @@ def report(
         if not as_json:
             out.print(f"HTML report written to {html}", markup=False, soft_wrap=True)
     if as_json:
-        print(json.dumps(result.as_json(), indent=2))
+        print_json(result.as_json())
         return
-    out.print(f"{start:%Y-%m-%d} … {end - timedelta(days=1):%Y-%m-%d}", markup=False)
+    out.print(f"{start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d}; →MQL, →SAL, →SQL, →won: "
+              "the share of the stage before", markup=False, soft_wrap=True)
     for title, groups in (("total", {"all": result.total}), ("persona", result.by_persona),
                           ("source", result.by_source), ("campaign", result.by_campaign)):
-        table = Table(title, *WATERFALL, "MQL/inq.", "SAL/MQL", "SQL/SAL", "won/SQL",
-                      box=box.SIMPLE)
+        funnel = table(title, *WATERFALL, "→MQL", "→SAL", "→SQL", "→won", numbers=True)
         for key, waterfall in sorted(groups.items()):
             rates = list(waterfall.conversions().values())
-            table.add_row(key, *(str(getattr(waterfall, s)) for s in WATERFALL),
-                          *(f"{r:.0%}" if r is not None else "-" for r in rates))
-        out.print(table)
+            funnel.add_row(key, *(str(getattr(waterfall, s)) for s in WATERFALL),
+                           *(f"{r:.0%}" if r is not None else "-" for r in rates))
+        out.print(funnel)
     median = result.hours_to_answer_median
     out.print(f"handovers {result.handovers}, fast lane {result.fast_lane}, answered "
               f"{result.answered}" + (f" (median {median:.1f} h, p90 "
@@ -139,14 +151,14 @@ def report(
                  or "none")
               + f"; recycled {result.recycled}, of them MQL again {result.recycled_to_mql}",
               markup=False, soft_wrap=True)
-    ranking = Table("source (best first)", "leads", "→ SAL", "→ won", box=box.SIMPLE)
+    ranking = table("source (best first)", "leads", "→ SAL", "→ won", numbers=True)
     for row in result.source_ranking:
         ranking.add_row(row["source"], str(row["leads"]), f"{row['sal_rate']:.0%}",
                         f"{row['won_rate']:.0%}")
     out.print(ranking)
     if result.stages:
-        stages = Table("stage", "reached", "of previous", "days (median)", "days (p90)",
-                       "stays", box=box.SIMPLE)
+        stages = table("stage", "reached", "of previous", "days (median)", "days (p90)",
+                       "stays", numbers=True)
         for flow in result.stages:
             stages.add_row(flow.stage, str(flow.reached),
                            f"{flow.conversion:.0%}" if flow.conversion is not None else "",
@@ -158,16 +170,16 @@ def report(
     def rate(value: float | None) -> str:
         return f"{value:.1%}" if value is not None else "-"
 
-    content = Table("content", "sends", "clicks", "downloads", "advances", "unsubscribed",
-                    "bounced", box=box.SIMPLE)
+    content = table("content", "sends", "clicks", "downloads", "advances", "unsubscribed",
+                    "bounced", numbers=True)
     for content_id, counts in result.content.items():
         content.add_row(content_id, str(counts["sends"]), str(counts["clicks"]),
                         str(counts["downloads"]), str(counts["stage_advances"]),
                         rate(counts["unsubscribe_rate"]), rate(counts["bounce_rate"]))
     out.print(content)
     if result.journeys:
-        journeys = Table("journey", "sends", "deferred", "unsubscribed", "bounced",
-                         box=box.SIMPLE)
+        journeys = table("journey", "sends", "deferred", "unsubscribed", "bounced",
+                         numbers=True)
         for journey_id, row in result.journeys.items():
             journeys.add_row(journey_id, str(row["sends"]), str(row["deferred"]),
                              rate(row.get("unsubscribe_rate")), rate(row.get("bounce_rate")))
@@ -223,7 +235,7 @@ def simulate(
         help="Keep the simulated data in this EMPTY database (URL), e.g. to run `ripen "
              "report` on it [default: a temporary SQLite file, removed]",
         show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    as_json: JsonOption = False,
     html: Annotated[Path | None, typer.Option(
         "--html", help="Also write an HTML report with charts to this file",
         show_default=False)] = None,
@@ -272,22 +284,19 @@ def simulate(
             result.report, title=f"ripen simulation (seed {seed})", generated=generated,
             simulation=result.as_json()))
     if as_json:
-        print(json.dumps(result.as_json(), indent=2))
+        print_json(result.as_json())
         return
     for title, groups in (("persona", result.personas), ("behaviour", result.by_behaviour)):
-        table = Table(box=box.SIMPLE, pad_edge=False)
-        table.add_column(title, no_wrap=True)
-        for column in ("leads", "MQL", "rate", "d→MQL", "p90", "mails", "defer", "slow",
-                       "unsub"):
-            table.add_column(column, justify="right", no_wrap=True)
+        cases = table(title, "leads", "MQL", "rate", "d→MQL", "p90", "mails", "defer", "slow",
+                      "unsub", numbers=True)
         for name, row in groups.items():
-            table.add_row(name, str(row["leads"]), str(row["mql"]),
+            cases.add_row(name, str(row["leads"]), str(row["mql"]),
                           f"{row['mql_rate']:.0%}",
                           *(f"{row[k]:.1f}" if row[k] is not None else "-"
                             for k in ("days_to_mql_median", "days_to_mql_p90")),
                           f"{row['mails_per_lead']:.1f}", str(row["deferred"]),
                           str(row["slowest_case"]), str(row["unsubscribed"]))
-        (out if out.is_terminal else Console(highlight=False, width=110)).print(table)
+        (out if out.is_terminal else Console(highlight=False, width=110)).print(cases)
     out.print("mails: " + ", ".join(f"{k} {v}" for k, v in result.mails.items())
               + "; deferred by policy: " + (", ".join(f"{k} {v}" for k, v in
                                                       result.deferred.items()) or "none"),

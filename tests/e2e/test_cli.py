@@ -160,6 +160,15 @@ def test_db_upgrade_and_tick(tmp_path: Path) -> None:
     assert ticked.returncode == 0, ticked.stderr
     assert "nothing due" in ticked.stdout
     assert "Finished in state Completed()" in ticked.stdout + ticked.stderr
+    as_json = ripen("tick", "--now", tomorrow, "--json", env=env, timeout=240)
+    assert as_json.returncode == 0, as_json.stderr
+    summary = json.loads(as_json.stdout)  # Prefect's log lines go to stderr
+    assert (summary["journeys"], summary["failures"], summary["at"][:10]) == (
+        {}, [], tomorrow[:10])
+    maintained = ripen("maintenance", "--json", env=env, timeout=240)
+    assert maintained.returncode == 0, maintained.stderr
+    assert {"reminded", "purged", "escalated", "webhooks", "mail"} <= \
+        set(json.loads(maintained.stdout))
 
 
 def test_tick_refuses_a_bad_time() -> None:

@@ -72,7 +72,7 @@ def test_report_runs_on_an_empty_database_and_checks_its_dates(tmp_path: Path) -
     env = {"RIPEN_DATABASE_URL": f"sqlite:///{tmp_path / 'ripen.db'}"}
     empty = ripen("report", "--since", "2026-10-01", "--until", "2026-11-01", env=env)
     assert empty.returncode == 0, empty.stderr
-    assert "2026-10-01 … 2026-10-31" in empty.stdout
+    assert "2026-10-01 to 2026-10-31" in empty.stdout
     assert "handovers 0, fast lane 0, answered 0, SLA breaches 0" in empty.stdout
     as_json = ripen("report", "--json", "--html", str(tmp_path / "r.html"), env=env)
     assert json.loads(as_json.stdout)["total"]["inquiries"] == 0
