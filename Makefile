@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SCHEMA_CHECK := tests/schema_check/node_modules/.package-lock.json
 
 .PHONY: run test lint typecheck check install lock clean chromium bench
 
@@ -11,12 +12,16 @@ run: $(STAMP)
 	$(BIN)/ripen run --ui
 
 ## make test: the whole test suite (SQLite; PostgreSQL too when RIPEN_TEST_DATABASE_URL is set)
-test: $(STAMP) chromium
+test: $(STAMP) chromium $(SCHEMA_CHECK)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: every benchmark scenario on SQLite and PostgreSQL (figures printed and in bench/results.json)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## ajv and the yaml package (npm) for the test that reads the shipped YAML as an editor does
+$(SCHEMA_CHECK): tests/schema_check/package-lock.json
+	npm ci --prefix tests/schema_check --no-audit --no-fund --loglevel=error
 
 ## Debian's Chromium for the browser tests (Playwright cannot download its own browser here)
 chromium:

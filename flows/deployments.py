@@ -77,36 +77,58 @@ SILENCE = timedelta(seconds=90)
 CRASH_AUTOMATION = "ripen: crash flow runs whose worker died"
 
 
-def ensure_crash_automation() -> bool:
-    """The Prefect automation that marks a flow run crashed when its heartbeats stop (its
-    worker was killed); True when it was created. The journey flows inside a tick send no
-    heartbeats of their own (each would wait up to a second at its end)."""
+def ensure_crash_automation() -> str:
+    """The Prefect automation that marks a tick or maintenance run crashed when its worker
+    died: "created", "updated" (an older ripen's version replaced) or "exists". The journey
+    flows inside a tick send no heartbeats of their own (each would wait up to a second at
+    its end) and are not watched; the maintenance run settles them."""
     return asyncio.run(_ensure_crash_automation())
 
 
-async def _ensure_crash_automation() -> bool:
-    try:
-        await Automation.aread(name=CRASH_AUTOMATION)
-        return False
-    except ValueError:  # not there yet
-        pass
-    await Automation(
+def crash_automation(silence: timedelta = SILENCE) -> Automation:
+    """Armed when a run starts (the server's own Running event, which a kill -9 cannot lose
+    — the run's first heartbeat can be) and at every heartbeat; fires when neither another
+    heartbeat nor an end follows within ``silence``."""
+    return Automation(
         name=CRASH_AUTOMATION,
-        description="A ripen tick or maintenance run whose heartbeats stopped for "
-                    f"{SILENCE.seconds} s (its worker died) becomes Crashed.",
+        description="A ripen tick or maintenance run that stopped sending heartbeats for "
+                    f"{silence.seconds} s (its worker died) becomes Crashed.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
             expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed",
                     "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
                     "prefect.flow-run.Crashed"},
             match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            match_related={"prefect.resource.role": "flow",
+                           "prefect.resource.name": [tick_flow.name, maintenance_flow.name]},
             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
-            within=SILENCE),
+            within=silence),
         actions=[ChangeFlowRunState(state=StateType.CRASHED,
-                                    message=f"no heartbeat for {SILENCE.seconds} s: its "
+                                    message=f"no heartbeat for {silence.seconds} s: its "
                                             "worker died")],
-    ).acreate()
-    return True
+    )
+
+
+def _shape(automation: Automation) -> object:
+    """What the automation does, without the ids the server gives its parts."""
+    return (automation.trigger.model_dump(mode="json", exclude={"id"}),
+            [action.model_dump(mode="json") for action in automation.actions],
+            automation.description)
+
+
+async def _ensure_crash_automation() -> str:
+    wanted = crash_automation()
+    try:
+        there = await Automation.aread(name=CRASH_AUTOMATION)
+    except ValueError:  # not there yet
+        await wanted.acreate()
+        return "created"
+    if _shape(there) == _shape(wanted):
+        return "exists"
+    there.trigger, there.actions = wanted.trigger, wanted.actions
+    there.description = wanted.description
+    await there.aupdate()
+    return "updated"
 
 
 def register(settings: Settings, *, pool: str) -> list[Registered]:

@@ -71,7 +71,7 @@ def deploy(pool: PoolOption = DEFAULT_POOL) -> None:
     created = ensure_pool(pool)
     out.print(f"work pool {pool}: {'created' if created else 'exists'} (process) on {url}")
     made = ensure_crash_automation()
-    out.print(f"automation {CRASH_AUTOMATION!r}: {'created' if made else 'exists'} (flow runs "
+    out.print(f"automation {CRASH_AUTOMATION!r}: {made} (flow runs "
               "send heartbeats; a run whose worker died becomes Crashed)", markup=False)
     for registered in register(settings, pool=pool):
         out.print(f"deployment {registered.name}: every {registered.every}  "

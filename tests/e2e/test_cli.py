@@ -75,12 +75,8 @@ def test_bad_settings_are_a_user_error() -> None:
     assert result.stderr.startswith("error: invalid settings:\n  RIPEN_TICK_SECONDS:")
 
 
-def test_schema_accepts_every_example_file(tmp_path: Path) -> None:
-    """`ripen schema` writes schemas that accept every shipped YAML file as an editor checks
-    it: the file read as YAML 1.2 (dates and times stay text) and every ``format`` checked
-    (a ``format: time`` refused the correct "19:00" before)."""
-    result = ripen("schema", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr
+def _shipped_files() -> dict[str, list[Path]]:
+    """Every shipped YAML file by its kind (and a check that none is left out)."""
     kinds = {
         "persona": sorted((REPO / "config" / "personas").glob("*.yaml")),
         "content": sorted((REPO / "content").glob("*.yaml")),
@@ -95,8 +91,54 @@ def test_schema_accepts_every_example_file(tmp_path: Path) -> None:
     shipped = {p for p in (REPO / "config").rglob("*.yaml")} | set(
         (REPO / "content").glob("*.yaml"))
     assert shipped == {f for files in kinds.values() for f in files}  # every file checked
+    return kinds
+
+
+SCHEMA_CHECK = REPO / "tests" / "schema_check"
+
+
+def _ajv(schema: Path, *files: Path) -> dict[str, list[str]]:
+    """ajv (draft 2020-12, every format) on files read by the `yaml` package — the parser
+    of the YAML language server editors use; installed by `make test` (npm ci)."""
+    assert (SCHEMA_CHECK / "node_modules" / "ajv").is_dir(), (
+        "ajv is not installed: run `make test` (or npm ci --prefix tests/schema_check)")
+    answer = subprocess.run(["node", str(SCHEMA_CHECK / "validate.mjs"), str(schema),
+                             *map(str, files)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert answer.returncode == 0, answer.stderr
+    return dict(json.loads(answer.stdout))
+
+
+def test_ajv_accepts_every_shipped_file_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    """The schemas the files name in their first line (config/schemas/), checked by ajv as
+    an editor's language server does: every shipped file is clean, and a wrong time of day
+    or a misspelt key is caught (so the check can fail)."""
+    for kind, files in _shipped_files().items():
+        report = _ajv(REPO / "config" / "schemas" / schema_file_name(kind), *files)
+        assert report == {str(f): [] for f in files}, report
+    policy = (REPO / "config" / "policy.yaml").read_text(encoding="utf-8")
+    assert '"19:00"' in policy
+    broken = tmp_path / "policy.yaml"
+    broken.write_text(policy.replace('"19:00"', '"7pm"'), encoding="utf-8")
+    persona_file = sorted((REPO / "config" / "personas").glob("*.yaml"))[0]
+    typo = tmp_path / "persona.yaml"
+    typo.write_text(persona_file.read_text(encoding="utf-8").replace("\nname:", "\nnmae:", 1),
+                    encoding="utf-8")
+    assert "nmae:" in typo.read_text(encoding="utf-8")
+    [problems] = _ajv(REPO / "config" / "schemas" / "policy.schema.json", broken).values()
+    assert any(p.startswith("/quiet_hours/start must match pattern") for p in problems)
+    [problems] = _ajv(REPO / "config" / "schemas" / "persona.schema.json", typo).values()
+    assert "/ must NOT have additional properties" in problems
+
+
+def test_schema_accepts_every_example_file(tmp_path: Path) -> None:
+    """`ripen schema` writes schemas that accept every shipped YAML file as an editor checks
+    it: the file read as YAML 1.2 (dates and times stay text) and every ``format`` checked
+    (a ``format: time`` refused the correct "19:00" before)."""
+    result = ripen("schema", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
     yaml = YAML(typ="safe")
-    for kind, files in kinds.items():
+    for kind, files in _shipped_files().items():
         schema = json.loads((tmp_path / schema_file_name(kind)).read_text(encoding="utf-8"))
         jsonschema.Draft202012Validator.check_schema(schema)
         assert files

@@ -174,7 +174,8 @@ def test_plan_change_lists_leads_in_flight(tmp_path: Path) -> None:
     assert "monika-marketing" in result.stdout
     assert "0ld0ld0ld0ld" in result.stdout
     assert "inf-engaged" in result.stdout  # ids whole at 80 columns; the text wraps
-    assert "stays on" in result.stdout and "its version" in result.stdout
+    assert "stays on" in result.stdout
+    assert "its version" in result.stdout
     assert "…" not in result.stdout
 
 

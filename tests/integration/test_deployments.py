@@ -19,8 +19,16 @@ def test_deploy_enables_heartbeats_and_crashes_runs_of_dead_workers(
     automation that makes a run Crashed after 90 s without one."""
     ensure_pool("heartbeat-test")
     registered = register(load_settings(), pool="heartbeat-test")
-    assert ensure_crash_automation() is True
-    assert ensure_crash_automation() is False  # a second deploy keeps the one there is
+    assert ensure_crash_automation() == "created"
+    assert ensure_crash_automation() == "exists"  # a second deploy keeps the one there is
+
+    async def downgrade() -> None:  # as an older ripen created it: armed by heartbeats only
+        older = await Automation.aread(name=CRASH_AUTOMATION)
+        older.trigger.after = {"prefect.flow-run.heartbeat"}  # type: ignore[union-attr]
+        await older.aupdate()
+
+    asyncio.run(downgrade())
+    assert ensure_crash_automation() == "updated"
 
     async def read() -> tuple[list[dict[str, object]], Automation]:
         async with get_client() as client:
@@ -31,7 +39,12 @@ def test_deploy_enables_heartbeats_and_crashes_runs_of_dead_workers(
     variables, automation = asyncio.run(read())
     assert variables == [{"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}}] * 2
     trigger = automation.trigger
-    assert trigger.after == {"prefect.flow-run.heartbeat"}  # type: ignore[union-attr]
+    # armed by the server's Running event too: a run killed before its first heartbeat
+    # reached the server is still crashed
+    assert trigger.after == {"prefect.flow-run.Running",  # type: ignore[union-attr]
+                             "prefect.flow-run.heartbeat"}
+    assert trigger.match_related.get("prefect.resource.name") == [  # type: ignore[union-attr]
+        "ripen-tick", "ripen-maintenance"]
     assert trigger.within == timedelta(seconds=90)  # type: ignore[union-attr]
     [action] = automation.actions
     assert action.type == "change-flow-run-state"
@@ -67,3 +80,44 @@ def test_journey_runs_left_running_under_an_ended_tick_are_marked_crashed(
     assert states["dead"].message == "its tick ended Crashed: the worker died"
     assert states["live"] is not None
     assert states["live"].type.value == "RUNNING"
+
+
+def test_a_run_killed_before_its_first_heartbeat_is_crashed(prefect_harness: None) -> None:
+    """The automation is armed by the server's own Running event: a tick run that never sent
+    a heartbeat (its worker was killed right after it started) is crashed after the
+    silence; a journey run (no heartbeats by design) is left to the maintenance run."""
+    import time
+
+    from prefect import Flow
+    from prefect.states import Running
+
+    from flows.deployments import crash_automation
+
+    def nothing() -> None:
+        return None
+
+    async def arm() -> Automation:
+        automation = crash_automation(silence=timedelta(seconds=10))  # the least
+        automation.name = "test: crash runs of dead workers"
+        return await automation.acreate()
+
+    automation = asyncio.run(arm())
+    try:
+        with get_client(sync_client=True) as client:
+            tick = client.create_flow_run(Flow(nothing, name="ripen-tick"))
+            journey = client.create_flow_run(Flow(nothing, name="journey:silent"))
+            for run in (tick, journey):
+                client.set_flow_run_state(run.id, Running(), force=True)
+            deadline = time.monotonic() + 90
+            state = client.read_flow_run(tick.id).state
+            while time.monotonic() < deadline and state is not None and state.is_running():
+                time.sleep(1)
+                state = client.read_flow_run(tick.id).state
+            assert state is not None
+            assert state.type.value == "CRASHED", state
+            assert "worker died" in (state.message or "")
+            journey_state = client.read_flow_run(journey.id).state
+            assert journey_state is not None
+            assert journey_state.is_running()
+    finally:
+        asyncio.run(automation.adelete())

@@ -286,11 +286,11 @@ def test_a_webhook_sender_that_outlived_its_lease_delivers_nothing_taken_over(
             "delivered"}
 
 
+@pytest.mark.postgresql_only  # SQLite is a file: there is no server connection to drop
 @pytest.mark.parametrize("connections", [1, 4])
 def test_database_connection_dropped_mid_send_loses_and_doubles_nothing(
         figure: Figure, ripen_app: Ripen, relay: Relay, connections: int) -> None:
-    if ripen_app.db.dialect.name != "postgresql":
-        pytest.skip("SQLite is a file: there is no server connection to drop")
+    assert ripen_app.db.dialect.name == "postgresql"
     app = _on(ripen_app, relay, connections=connections)
     _queue(app, 40)
     relay.up()
