@@ -95,11 +95,12 @@ outbox_app = typer.Typer(help="The mail outbox: what was sent, what waits, what 
 app.add_typer(outbox_app, name="outbox")
 
 
-leads_app = typer.Typer(help="Leads held back by a failure of their own: list and retry.",
-                        no_args_is_help=True)
+leads_app = typer.Typer(help="One lead's timeline; leads held back by a failure of their "
+                             "own: list and retry.", no_args_is_help=True)
 
 
 app.add_typer(leads_app, name="leads")
+app.add_typer(leads_app, name="lead", hidden=True)  # `ripen lead show EMAIL` reads naturally
 
 
 journeys_app = typer.Typer(help="Journeys at run time: pause and resume them.",

@@ -128,6 +128,47 @@ def bounces_ingest(
         out.print(f"  {name}: {reason}", markup=False, soft_wrap=True)
 
 
+@leads_app.command("show")
+def leads_show(
+    email: Annotated[str, typer.Argument(help="The lead's e-mail address")],
+    as_json: JsonOption = False,
+) -> None:
+    """One lead's timeline: persona, grade and consent; every journey it is or was in
+    (stage, step, status, quarantine); then everything that happened, oldest first —
+    consent, stages, mails (opened, clicked), events, score lines, deferrals, handovers and
+    sales' answers. `ripen lead show` works too."""
+    from engine.timeline import timeline
+
+    with open_ripen() as ripen_app:
+        story = timeline(ripen_app.uow, email, ripen_app.handovers.explain)
+    if as_json:
+        print_json(story)
+        return
+    who = ", ".join(filter(None, (story.name, story.job_title, story.company)))
+    out.print(f"{story.email}{f' ({who})' if who else ''}", markup=False, soft_wrap=True)
+    out.print(f"persona {story.persona or '-'}, stage {story.stage}, sales stage "
+              f"{story.sales_stage or '-'}, grade {story.grade} ({story.explicit_points:.0f} "
+              f"explicit, {story.implicit_points:.1f} implicit points), "
+              f"{'an MQL' if story.is_mql else 'not an MQL'}", markup=False, soft_wrap=True)
+    out.print(f"consent: {story.status}, text {story.consent_version or '-'}, tracking "
+              f"{'yes' if story.tracking_consent else 'no'}, phone "
+              f"{'yes' if story.phone_consent else 'no'}", markup=False, soft_wrap=True)
+    journeys = table("journey", "version", "stage", "step", "status", "since", "ended",
+                     title="Journeys", ids=("journey", "version", "step"))
+    for part in story.journeys:
+        journeys.add_row(part.journey, part.version, part.stage, part.step,
+                         part.status + (f": {part.quarantine_reason}"
+                                        if part.quarantine_reason else ""),
+                         f"{part.started_at:%Y-%m-%d}",
+                         f"{part.ended_at:%Y-%m-%d}" if part.ended_at else "")
+    out.print(journeys)
+    out.print("Timeline (UTC), oldest first:", markup=False)
+    for moment in story.moments:  # one line each: wraps as a line, never cut into columns
+        out.print(f"  {moment.at:%Y-%m-%d %H:%M}  {moment.kind:<8}  {moment.what}"
+                  + (f" — {moment.detail}" if moment.detail else ""),
+                  markup=False, soft_wrap=True)
+
+
 @leads_app.command("quarantined")
 def leads_quarantined(
     journey: Annotated[str | None, typer.Option(help="Only this journey's")] = None,

@@ -95,6 +95,16 @@ def _explain(data: dict[str, Any]) -> None:
     assert not any(rule["holds"] for rule in data["mql_rules"])
 
 
+def _lead_show(data: dict[str, Any]) -> None:
+    assert (data["email"], data["name"], data["status"], data["is_mql"]) == (
+        EMAIL, "Jana", "pending", False)
+    assert data["journeys"] == []  # not confirmed yet: in no journey
+    [doi] = data["mails"]
+    assert (doi["category"], doi["status"], doi["clicked"]) == ("doi", "sent", False)
+    assert [m["what"] for m in data["moments"]][:2] == ["email_marketing requested",
+                                                        "email_marketing doi_sent"]
+
+
 def _proof(data: dict[str, Any]) -> None:
     assert {"requested", "doi_sent"} <= {entry["action"] for entry in data["ledger"]}
     assert data["texts"]
@@ -158,6 +168,7 @@ CHECKS: dict[str, tuple[list[str], Callable[[Any], None]]] = {
     "leads quarantined": (["leads", "quarantined", "--json"], _quarantined),
     "report": (["report", "--since", "2020-01-01", "--json"], _report),
     "audit content": (["audit", "content", "--json"], _audit),
+    "lead show": (["lead", "show", EMAIL.upper(), "--json"], _lead_show),
 }
 
 
@@ -166,6 +177,18 @@ def test_json_output_parses_and_holds_the_facts(shop: dict[str, str], name: str)
     """Each command's --json is one parseable document with the facts the text shows."""
     args, check = CHECKS[name]
     check(_json(args, shop))
+
+
+def test_lead_show_prints_the_timeline_and_refuses_an_unknown_lead(
+        shop: dict[str, str]) -> None:
+    shown = ripen("leads", "show", EMAIL, env=shop)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"{EMAIL} (Jana)\n")
+    assert "consent: pending" in shown.stdout
+    assert "email_marketing requested" in shown.stdout
+    unknown = ripen("lead", "show", "nobody@example.com", env=shop)
+    assert (unknown.returncode, unknown.stderr) == (
+        1, "error: no lead with the address nobody@example.com\n")
 
 
 def test_bounces_ingest_json(shop: dict[str, str], tmp_path: Path) -> None:

@@ -227,6 +227,59 @@ def test_mql_reject_recycle_ripen_again_accept_won_after_sales(app: Ripen, smtp:
                       ("handover.closed", "won")]
 
 
+def test_the_timeline_tells_the_whole_story_doi_mail_click_handover_reject_recycle(
+        app: Ripen, smtp: Smtp) -> None:
+    """`ripen lead show`'s engine: after DOI → mail → click → handover → reject → recycle,
+    the timeline has both journeys (the first exited by the rejection), every mail of the
+    lead with the clicked one marked, and the moments in the order they happened."""
+    from engine.store.tables import MailOutbox
+    from engine.timeline import UnknownLead, timeline
+
+    sink, _ = smtp
+    web = client(app)
+    _signed_up(app, sink, "story@example.com", first_name="Sina",
+               content="mm-checkliste-auswahl")
+    tick(app)
+    [roi] = marketing(sink)
+    click_first_link(app, roi)
+    [handover] = _handovers(app)
+    answer = ANSWER.search(_text([m for m in sink.parsed()
+                                  if m["To"] == "anna.nord@example.com"][-1]))
+    assert answer
+    web.post(answer.group(1), data={"decision": "reject:not_ready"})
+    for _ in range(40):
+        app.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
+        tick(app)
+    assert len(marketing(sink)) >= 2  # the recycle journey's first mail went out
+
+    story = timeline(app.uow, "Story@Example.com", app.handovers.explain)
+    with pytest.raises(UnknownLead, match=r"no lead with the address nobody@example\.com"):
+        timeline(app.uow, "nobody@example.com", app.handovers.explain)
+    with app.uow() as uow:
+        lead = uow.lead_by_email("story@example.com")
+        assert lead is not None
+        rows = uow.rows_of_lead(MailOutbox, lead.id or 0)
+    assert (story.email, story.name, story.persona) == ("story@example.com", "Sina",
+                                                        "monika-marketing")
+    assert [(j.journey, j.status) for j in story.journeys] == [
+        ("monika-marketing", "exited"), ("wiedervorlage", "active")]
+    assert len(story.mails) == len(rows)  # the DOI, the rep's notice, every marketing mail
+    nurture = [m for m in story.mails if m.category == "nurture"]
+    assert nurture[0].subject == roi["Subject"]
+    assert nurture[0].clicked
+    assert not any(m.clicked for m in nurture[1:])
+    kinds_in_order = [m.kind for m in story.moments]
+    assert kinds_in_order[0] == "consent"
+    assert [m.at for m in story.moments] == sorted(m.at for m in story.moments)
+    whats = [m.what for m in story.moments]
+    order = [whats.index("email_marketing confirmed"),
+             next(i for i, w in enumerate(whats) if w.startswith("handed to anna")),
+             whats.index("sales rejected (not_ready)"),
+             whats.index("joined wiedervorlage")]
+    assert order == sorted(order)
+    assert handover.rep_id is not None
+
+
 def test_sales_answers_are_checked(app: Ripen, smtp: Smtp) -> None:
     sink, _ = smtp
     _signed_up(app, sink, "check@example.com")
