@@ -26,6 +26,7 @@ class Purpose(StrEnum):
     OPEN = "open"
     FAST_LANE = "fast-lane"
     SALES_FEEDBACK = "sales-feedback"
+    WORKBENCH = "workbench"  # an operator's session cookie, not a link in a mail
 
 
 class TokenInvalid(RipenError):

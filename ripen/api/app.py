@@ -74,7 +74,16 @@ def create_app(ripen_app: Ripen, scheduler: SchedulerStatus | None = None) -> Fa
                   description="B2B lead nurturing: consent, journeys, handover to sales.")
     status = scheduler or SchedulerStatus()
 
-    from ripen.api import consent, handover, metrics, operations, profile, reports, tracking
+    from ripen.api import (
+        consent,
+        handover,
+        metrics,
+        operations,
+        profile,
+        reports,
+        tracking,
+        workbench,
+    )
 
     app.add_middleware(Guard, keys=ripen_app.settings.api_keys)  # before any body is read
     app.include_router(consent.router(ripen_app))
@@ -84,6 +93,7 @@ def create_app(ripen_app: Ripen, scheduler: SchedulerStatus | None = None) -> Fa
     app.include_router(profile.router(ripen_app))
     app.include_router(reports.router(ripen_app))
     app.include_router(tracking.router(ripen_app))
+    app.include_router(workbench.router(ripen_app))
 
     @app.exception_handler(RipenError)
     async def _user_error(_: Request, exc: RipenError) -> JSONResponse:

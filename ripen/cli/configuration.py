@@ -76,13 +76,27 @@ def _count(number: int, what: str) -> str:
 @app.command()
 def graph(
     journey: Annotated[str, typer.Argument(help="Journey id, e.g. monika-marketing")],
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write a self-contained HTML page of the diagram to this file "
+                       "(renders without the internet)")] = None,
     root: RootOption = None,
 ) -> None:
-    """Print a journey as a Mermaid flowchart: its stages, steps and branches as they run."""
-    from engine.diagram import mermaid
+    """Print a journey as a Mermaid flowchart: its stages, steps and branches as they run,
+    each stage's exit rule and the slowest case."""
+    from engine.diagram import boxes, mermaid, slowest_case
 
     config = load_and_compile(config_paths(root))
-    print(mermaid(known(config.journeys, journey, "journey")), end="")
+    found = known(config.journeys, journey, "journey")
+    source = mermaid(found)
+    if html is None:
+        print(source, end="")
+        return
+    from ripen.api.pages import render
+
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(render("workbench/graph.html", journey=found, stages=boxes(found),
+                           slowest=slowest_case(found), source=source), encoding="utf-8")
+    out.print(f"wrote {html}", markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -240,6 +240,24 @@ def test_graph_prints_mermaid() -> None:
     assert unknown.stderr.startswith('error: unknown journey "monika"; known: after-sales,')
 
 
+def test_graph_html_is_a_self_contained_page_with_every_path(tmp_path: Path) -> None:
+    """`ripen graph --html` writes one page: every step with its edges, the exit rules, the
+    slowest case — and nothing it would have to load from the internet."""
+    page = tmp_path / "graph" / "monika.html"
+    result = ripen("graph", "monika-marketing", "--html", str(page))
+    assert result.returncode == 0, result.stderr
+    html = page.read_text(encoding="utf-8")
+    from engine.config.compiler import load_and_compile
+    from engine.config.loader import ConfigPaths
+
+    journey = load_and_compile(ConfigPaths.under(REPO)).journeys["monika-marketing"]
+    for step_id in journey.order:
+        assert f'data-step="{step_id}"' in html
+    assert "exit rule: 2× click/download/webinar_attended on EVA content → BEW" in html
+    assert "slowest case: 60d without engagement → journey praxisbrief" in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
+
+
 def test_preview_writes_html_and_text(tmp_path: Path) -> None:
     """`ripen preview` renders a template for a persona and content item into two files."""
     result = ripen("preview", "content_offer", "--persona", "monika-marketing",
@@ -248,7 +266,8 @@ def test_preview_writes_html_and_text(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     html = (tmp_path / "content_offer-monika-marketing-mm-scoring-whitepaper.html").read_text()
     text = (tmp_path / "content_offer-monika-marketing-mm-scoring-whitepaper.txt").read_text()
-    for part in (html, text):
+    for raw in (html, text):
+        part = " ".join(raw.split())  # the text part is wrapped at 72 characters
         assert "Whitepaper: Lead-Scoring, das der Vertrieb akzeptiert" in part
         assert "Checkliste für die Auswahl einer Leadmanagement-Lösung" in part
         assert "/u/PREVIEW" in part

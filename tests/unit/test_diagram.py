@@ -52,3 +52,40 @@ def test_a_lead_who_never_engages_does_not_advance_by_time() -> None:
         assert journey.transitions["inf-pause"] == ()
         assert journey.transitions["bef-pause"] == ()
         assert journey.transitions["eva-proof"] == ()
+
+
+def test_exit_rules_and_the_slowest_case_are_drawn() -> None:
+    """The path most leads take — a stage's exit rule — is a dotted edge from the stage to
+    the next stage's first step (EVA's own rule: two events, a webinar counts); the last
+    stage has none; the slowest case hangs off the first step."""
+    journey = CONFIG.journeys["monika-marketing"]
+    lines = mermaid(journey).splitlines()
+    exits = [line for line in lines if "exit rule:" in line]
+    assert exits == [
+        '  INF -. "exit rule: 1× click/download on INF content" .-> s_bef_first',
+        '  BEF -. "exit rule: 1× click/download on BEF content" .-> s_eva_first',
+        '  EVA -. "exit rule: 2× click/download/webinar_attended on EVA content" .-> '
+        "s_bew_first"]
+    rule = journey.model.stages.EVA.exit  # type: ignore[union-attr]
+    assert rule is not None
+    assert (rule.engaged, rule.events) == (2, ["click", "download", "webinar_attended"])
+    assert "  s_inf_intro -. never engages .-> slowest" in lines
+    assert any(line.startswith('  slowest(["slowest case: ') and "praxisbrief" in line
+               for line in lines)
+
+
+def test_boxes_carry_the_same_edges_and_exit_rules() -> None:
+    """The workbench's boxes: every compiled transition, branch labels, the exit rules."""
+    from engine.diagram import boxes
+
+    for journey in CONFIG.journeys.values():
+        stages = boxes(journey)
+        edges = {(step.id, target) for stage in stages for step in stage.steps
+                 for _, target in step.edges}
+        assert edges == {(a, b) for a, targets in journey.transitions.items() for b in targets}
+    stages = {s.stage: s for s in boxes(CONFIG.journeys["monika-marketing"])}
+    assert stages["INF"].exit_rule == "1× click/download on INF content → BEF"
+    assert stages["INF"].exit_to == "bef-first"
+    assert stages["BEW"].exit_rule is None
+    [branch] = [s for s in stages["INF"].steps if s.id == "inf-engaged"]
+    assert branch.edges == (("yes", "inf-done"), ("no", "inf-second"))

@@ -1,0 +1,80 @@
+"""The workbench's queries (engine/workbench.py assembles them): grouped counts of a
+journey's enrollments, the week's sent mails and clicks, the leads at a step, a search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, or_
+from sqlalchemy import select as columns
+from sqlmodel import Session, col
+
+from engine.store.tables import Account, Enrollment, Event, Lead, MailOutbox, TrackedLink
+
+
+def enrollment_counts(session: Session, journey_id: str, now: datetime
+                      ) -> Sequence[Any]:
+    """(step, status, leads, of them due now) of the journey's active and quarantined
+    enrollments, every version together."""
+    return session.execute(
+        columns(col(Enrollment.step_id), col(Enrollment.status), func.count(),
+                func.sum(case((col(Enrollment.due_at) <= now, 1), else_=0)))
+        .where(col(Enrollment.journey_id) == journey_id,
+               col(Enrollment.status).in_(("active", "quarantined")))
+        .group_by(col(Enrollment.step_id), col(Enrollment.status))).all()
+
+
+def sent_keys(session: Session, journey_id: str, since: datetime) -> list[str]:
+    """Outbox keys of the journey's mails sent since ``since``."""
+    return list(session.execute(
+        columns(col(MailOutbox.idempotency_key))
+        .where(col(MailOutbox.idempotency_key).startswith(f"journey:{journey_id}@"),
+               col(MailOutbox.status) == "sent", col(MailOutbox.sent_at) >= since)
+    ).scalars())
+
+
+def link_keys(session: Session, journey_id: str, since: datetime) -> dict[str, str | None]:
+    """Token → outbox key of the journey's mail links (not open pixels) made since."""
+    return {token: key for token, key in session.execute(
+        columns(col(TrackedLink.token_id), col(TrackedLink.outbox_key))
+        .where(col(TrackedLink.outbox_key).startswith(f"journey:{journey_id}@"),
+               col(TrackedLink.created_at) >= since, col(TrackedLink.kind) != "open")).all()}
+
+
+def clicked_tokens(session: Session, since: datetime) -> set[str]:
+    """Link tokens clicked by a person (not a mail scanner) since ``since``."""
+    return {str((data or {}).get("link")) for data in session.execute(
+        columns(col(Event.data)).where(col(Event.type) == "click",
+                                       col(Event.is_scanner).is_(False),
+                                       col(Event.occurred_at) >= since)).scalars()}
+
+
+def leads_at_step(session: Session, journey_id: str, step_id: str, limit: int
+                  ) -> Sequence[Any]:
+    """(lead, company, enrollment) waiting or quarantined at a step, the longest due first."""
+    return session.execute(
+        columns(Lead, col(Account.name), Enrollment)
+        .join(Enrollment, col(Enrollment.lead_id) == Lead.id)
+        .outerjoin(Account, col(Account.id) == Lead.account_id)
+        .where(col(Enrollment.journey_id) == journey_id, col(Enrollment.step_id) == step_id,
+               col(Enrollment.status).in_(("active", "quarantined")))
+        .order_by(col(Enrollment.due_at).asc(), col(Lead.id).asc()).limit(limit)).all()
+
+
+def search(session: Session, needle: str, limit: int) -> Sequence[Any]:
+    """(lead, company) whose address, name or company is LIKE ``needle`` (lower case)."""
+    return session.execute(
+        columns(Lead, col(Account.name))
+        .outerjoin(Account, col(Account.id) == Lead.account_id)
+        .where(or_(func.lower(col(Lead.email)).like(needle),
+                   func.lower(func.coalesce(col(Lead.first_name), "") + " "
+                              + func.coalesce(col(Lead.last_name), "")).like(needle),
+                   func.lower(func.coalesce(col(Account.name), "")).like(needle)))
+        .order_by(col(Lead.id).desc()).limit(limit)).all()
+
+
+def lead_by_public_id(session: Session, public_id: str) -> Lead | None:
+    return session.execute(
+        columns(Lead).where(col(Lead.public_id) == public_id[:32])).scalar_one_or_none()

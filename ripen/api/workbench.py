@@ -1,0 +1,192 @@
+"""The marketer's workbench: read-only pages behind the API key (``/workbench``).
+
+Every journey as a diagram with live counts per step, the leads at a step, a lead search
+and each lead's timeline, the content matrix and the funnel report. Server-side rendered
+(Jinja2), no JavaScript, no build step; nothing here changes data.
+
+Signing in: the login form takes one of ``RIPEN_API_KEYS`` and sets a session cookie
+(signed, HttpOnly, SameSite=Strict, 12 hours, bound to that key: removing the key from
+RIPEN_API_KEYS ends its sessions). A script may send ``Authorization: Bearer KEY`` instead.
+An anonymous visitor is sent to the login page; the pages are never public.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from engine import workbench
+from engine.audit import audit_content
+from engine.bootstrap import Ripen
+from engine.diagram import boxes, mermaid, slowest_case
+from engine.report import funnel_report, period
+from engine.timeline import UnknownLead, timeline
+from engine.tokens import Purpose, TokenExpired, TokenInvalid
+from ripen import html_report
+from ripen.api.edge import valid_api_key
+from ripen.api.pages import page
+
+COOKIE = "ripen_workbench"
+SESSION = timedelta(hours=12)
+PREFIX = "/workbench"
+
+
+def _fingerprint(key: str) -> str:
+    return hashlib.sha256(b"ripen.workbench:" + key.encode()).hexdigest()[:32]
+
+
+def router(ripen: Ripen) -> APIRouter:
+    api = APIRouter(prefix=PREFIX, include_in_schema=False)
+    keys = ripen.settings.api_keys
+    secure = ripen.settings.public_base_url.startswith("https://")
+
+    def signed_in(request: Request) -> bool:
+        if valid_api_key(request.headers.get("authorization", ""), keys):
+            return True
+        token = request.cookies.get(COOKIE, "")
+        if not token:
+            return False
+        try:
+            held = ripen.tokens.loads(Purpose.WORKBENCH, token, now=ripen.clock(),
+                                      max_age=SESSION)
+        except (TokenInvalid, TokenExpired):
+            return False
+        return any(hmac.compare_digest(held, _fingerprint(key)) for key in keys)
+
+    def to_login(request: Request) -> RedirectResponse:
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PREFIX}/login?next={quote(wanted, safe='')}",
+                                status_code=303)
+
+    def show(_: Request, name: str, **context: Any) -> Response:
+        return page(f"workbench/{name}", nav=PREFIX, **context)
+
+    @api.get("/login", response_class=HTMLResponse)
+    def login_form(next: str = PREFIX) -> HTMLResponse:
+        return page("workbench/login.html", next=_local(next), error=None,
+                    no_keys=not keys)
+
+    @api.post("/login", response_model=None)
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        given, wanted = str(form.get("key", "")), _local(str(form.get("next", PREFIX)))
+        match = next((key for key in keys if hmac.compare_digest(given.encode(),
+                                                                 key.encode())), None)
+        if match is None:
+            return page("workbench/login.html", 401, next=wanted, no_keys=not keys,
+                        error="That is not one of the API keys (RIPEN_API_KEYS).")
+        answer = RedirectResponse(wanted, status_code=303)
+        answer.set_cookie(COOKIE, ripen.tokens.dumps(Purpose.WORKBENCH, _fingerprint(match),
+                                                     now=ripen.clock()),
+                          max_age=int(SESSION.total_seconds()), path=PREFIX, httponly=True,
+                          samesite="strict", secure=secure)
+        return answer
+
+    @api.post("/logout", response_model=None)
+    def logout() -> Response:
+        answer = RedirectResponse(f"{PREFIX}/login", status_code=303)
+        answer.delete_cookie(COOKIE, path=PREFIX)
+        return answer
+
+    @api.get("", response_model=None)
+    def journeys(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        now = ripen.clock()
+        rows = []
+        with ripen.uow() as uow:
+            for journey in sorted(ripen.config.journeys.values(), key=lambda j: j.id):
+                counts = workbench.step_counts(uow, journey.id, now)
+                rows.append((journey, workbench.per_journey(counts)))
+        return show(request, "journeys.html", title="Journeys", rows=rows,
+                    paused=ripen.journeys.paused())
+
+    @api.get("/journeys/{journey_id}", response_model=None)
+    def journey(request: Request, journey_id: str) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        found = ripen.config.journeys.get(journey_id)
+        if found is None:
+            return page("workbench/missing.html", 404, nav=PREFIX, title="Not found",
+                        what=f'no journey "{journey_id[:80]}"')
+        with ripen.uow() as uow:
+            counts = workbench.step_counts(uow, found.id, ripen.clock())
+        return show(request, "journey.html", title=found.model.name, journey=found,
+                    stages=boxes(found), counts=counts, slowest=slowest_case(found),
+                    total=workbench.per_journey(counts), source=mermaid(found),
+                    paused=found.id in ripen.journeys.paused())
+
+    @api.get("/journeys/{journey_id}/steps/{step_id}", response_model=None)
+    def step(request: Request, journey_id: str, step_id: str) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        found = ripen.config.journeys.get(journey_id)
+        if found is None or step_id not in found.steps:
+            return page("workbench/missing.html", 404, nav=PREFIX, title="Not found",
+                        what=f'no step "{step_id[:80]}" in journey "{journey_id[:80]}"')
+        with ripen.uow() as uow:
+            leads = workbench.leads_at_step(uow, found.id, step_id)
+        return show(request, "step.html", title=f"{found.id} · {step_id}", journey=found,
+                    step_id=step_id, leads=leads)
+
+    @api.get("/leads", response_model=None)
+    def leads(request: Request, q: str = "") -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        with ripen.uow() as uow:
+            found = workbench.search(uow, q) if q.strip() else []
+        return show(request, "leads.html", title="Leads", q=q[:100], leads=found)
+
+    @api.get("/leads/{public_id}", response_model=None)
+    def lead(request: Request, public_id: str) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        with ripen.uow() as uow:
+            person = workbench.lead_by_public_id(uow, public_id)
+        if person is None or not person.email:
+            return page("workbench/missing.html", 404, nav=PREFIX, title="Not found",
+                        what="no such lead (or it was erased)")
+        try:
+            story = timeline(ripen.uow, person.email, ripen.handovers.explain)
+        except UnknownLead:
+            return page("workbench/missing.html", 404, nav=PREFIX, title="Not found",
+                        what="no such lead (or it was erased)")
+        return show(request, "lead.html", title=story.email or "lead", story=story)
+
+    @api.get("/content", response_model=None)
+    def content(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        report = audit_content(ripen.config, today=ripen.clock().date())
+        personas = sorted({c.persona for c in report.cells})
+        cells = {(c.persona, c.stage.value): c for c in report.cells}
+        return show(request, "content.html", title="Content", report=report,
+                    personas=personas, cells=cells)
+
+    @api.get("/funnel", response_model=None)
+    def funnel(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        start, end = period(None, None, ripen.clock())
+        with ripen.uow() as uow:
+            report = funnel_report(uow, start, end)
+        return HTMLResponse(html_report.render(report, title="ripen funnel report",
+                                               generated=ripen.wall()),
+                            headers={"Cache-Control": "no-store"})
+
+    return api
+
+
+def _local(target: str) -> str:
+    """Only a path inside the workbench is a place to go after signing in (no open
+    redirect)."""
+    if target == PREFIX or (target.startswith(PREFIX + "/") and not target.startswith("//")
+                            and "\\" not in target and "://" not in target):
+        return target
+    return PREFIX
