@@ -147,7 +147,7 @@ def tick_flow(now: datetime | None = None) -> Any:
     at = now or ripen.clock()
     record = runs.started(ripen.uow, "tick", at)
     failures: list[str] = []
-    _part(go_live, "journey versions", failures)
+    versions = _part(go_live, "journey versions", failures) or {}
     plan = plan_tick(at)
     log = get_run_logger()
     for journey_id, since in sorted(plan.paused.items()):
@@ -170,6 +170,7 @@ def tick_flow(now: datetime | None = None) -> Any:
     mail = _part(send_mail, "send-mail", failures)
     summary = {
         "at": at.isoformat(),
+        "went_live": versions.get("live", []), "migrated": versions.get("migrated", 0),
         "due": [{"journey": w.journey.id, "version": w.journey.version, "step": step,
                  "due": count} for w in plan.work for step, count in w.due.items()],
         "journeys": journeys, "paused": sorted(plan.paused), "qualified": qualified,

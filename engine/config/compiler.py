@@ -126,6 +126,8 @@ def compile_config(loaded: LoadedConfig) -> CompiledConfig:
                     ("items", index, "id"), f'content id "{item.id}" is used twice',
                     f"it is also in {other.path}; give each content item its own id"))
                 continue
+            if item.personas == "all":  # every persona, the ones added later too
+                item = item.model_copy(update={"personas": sorted(personas)})
             content[item.id] = item
             content_docs[item.id] = (catalog.doc, index)
             for j, persona in enumerate(item.personas):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, field_validator
 
 from engine.config.types import ContentType, Frozen, Id, Language
 from engine.stages import JourneyStage
@@ -16,7 +17,8 @@ class ContentItem(Frozen):
     id: Id
     title: str = Field(min_length=1)
     type: ContentType
-    personas: list[Id] = Field(min_length=1)
+    personas: list[Id] | Literal["all"] = Field(
+        description='persona ids, or "all": every persona, the ones added later too')
     stages: list[JourneyStage] = Field(min_length=1)
     url: AnyHttpUrl
     summary: str = ""
@@ -26,6 +28,13 @@ class ContentItem(Frozen):
     )
     points: int = Field(default=0, ge=0, le=100, description="implicit score on consumption")
     published: date | None = None
+
+    @field_validator("personas")
+    @classmethod
+    def _some_personas(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list) and not value:
+            raise ValueError('name at least one persona, or write "all"')
+        return value
 
 
 class ContentCatalog(Frozen):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine.config.types import Frozen, Id, ripen_error
 
@@ -65,3 +65,10 @@ class Persona(Frozen):
     objections: list[str] = Field(default_factory=list, description="Hinderungsgründe")
     keywords: list[str] = Field(default_factory=list, description="search terms")
     fit: PersonaFit
+
+    @field_validator("id")
+    @classmethod
+    def _not_all(cls, value: str) -> str:
+        if value == "all":
+            raise ValueError('"all" is reserved: content for every persona says personas: all')
+        return value

@@ -116,6 +116,10 @@ audit_app = typer.Typer(help="Audits of the configuration (content gaps).",
 
 app.add_typer(audit_app, name="audit")
 
+personas_app = typer.Typer(help="Personas: which one a lead would get, and why.",
+                           no_args_is_help=True)
+app.add_typer(personas_app, name="personas")
+
 
 out = Console(highlight=False)
 

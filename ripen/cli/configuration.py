@@ -20,6 +20,7 @@ from ripen.cli._common import (
     known,
     load_cli_settings,
     out,
+    personas_app,
 )
 from ripen.cli.output import JsonOption, print_json, table
 
@@ -40,7 +41,8 @@ def validate(root: RootOption = None, as_json: JsonOption = False) -> None:
             {"file": p.file, "line": p.line, "column": p.column, "message": p.message,
              "hint": p.hint} for p in exc.problems]})
         raise typer.Exit(1) from None
-    print_json({"ok": True, "version": config.version, "personas": sorted(config.personas),
+    print_json({"ok": True, "version": config.version, "notes": _notes(config),
+                "personas": sorted(config.personas),
                 "content_items": len(config.content),
                 "journeys": [{"journey": j.id, "kind": j.model.kind, "version": j.version,
                               "steps": len(j.steps)} for j in config.journeys.values()]})
@@ -67,10 +69,59 @@ def _summary(config: CompiledConfig) -> None:
         (len(config.personas), "persona"), (len(config.content), "content item"),
         (len(config.journeys), "journey"), (steps, "step")))
     out.print(f"OK: {counts} (config version {config.version})", soft_wrap=True)
+    for note in _notes(config):
+        out.print(f"note: {note}", markup=False, soft_wrap=True)
+
+
+def _notes(config: CompiledConfig) -> list[str]:
+    """What is valid but probably not meant: personas a lead can fit equally well."""
+    from engine.fit import overlaps
+
+    return overlaps(list(config.personas.values()), config.scoring)
 
 
 def _count(number: int, what: str) -> str:
     return f"{number} {what}{'' if number == 1 else 's'}"
+
+
+@personas_app.command("match")
+def personas_match(
+    lead: Annotated[str, typer.Argument(
+        help='The lead as "job title, industry, company size, region" (any order; e.g. '
+             '"Leiter Konstruktion, mechanical-engineering, 200, DE")')],
+    root: RootOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Which persona a lead would get, and why: the fit criteria it matches for every
+    persona, their points and fit grade (the most points win; on a tie, the first id)."""
+    from engine.fit import match, parse_profile
+
+    config = load_and_compile(config_paths(root))
+    personas = list(config.personas.values())
+    profile = parse_profile(lead, personas)
+    chosen, rows = match(profile, personas, config.scoring)
+    if as_json:
+        print_json({"profile": profile, "persona": chosen.id if chosen else None,
+                    "fits": rows})
+        return
+    out.print("read as: " + "; ".join(f"{name} {value}" for name, value in (
+        ("title", profile.job_title), ("industry", profile.industry),
+        ("company size", profile.company_size), ("region", profile.region))
+        if value is not None), markup=False, soft_wrap=True)
+    fits = table("persona", "matches", "points", "fit grade", right=("points",),
+                 ids=("persona",))
+    for row in rows:
+        fits.add_row(row.persona, ", ".join(row.matched) or "nothing", str(row.points),
+                     row.grade)
+    out.print(fits)
+    if chosen is None:
+        out.print("no persona: the lead matches no fit criterion (a form may still name "
+                  "one)", markup=False, soft_wrap=True)
+        return
+    tied = [r.persona for r in rows if r.points == rows[0].points]
+    out.print(f"persona: {chosen.id}" + (f" (tied with {', '.join(tied[1:])}: the first id "
+                                         "wins)" if len(tied) > 1 else ""),
+              markup=False, soft_wrap=True)
 
 
 @app.command()

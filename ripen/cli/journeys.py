@@ -116,6 +116,11 @@ def _print_tick(summary: dict[str, Any]) -> None:
     from flows.journeys import describe
 
     out.print(f"tick at {summary.get('at', '?')}", markup=False, soft_wrap=True)
+    for version in summary.get("went_live", []):
+        out.print(f"  {version}: live (a new journey version)", markup=False, soft_wrap=True)
+    if summary.get("migrated"):
+        out.print(f"  {summary['migrated']} leads moved to new versions (migrate)",
+                  markup=False)
     if not summary.get("journeys"):
         out.print("  nothing due", markup=False)
     for name, journey in sorted(summary.get("journeys", {}).items()):

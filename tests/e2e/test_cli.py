@@ -37,6 +37,24 @@ def test_validate_the_example_configuration() -> None:
     assert "OK: 3 personas, 31 content items, 6 journeys, 81 steps" in result.stdout
     assert "Monika Marketing" in result.stdout
     assert result.stderr == ""
+    # valid, but worth a look: two personas a lead can fit equally well
+    assert "\nnote: personas kurt-konstrukteur and peter-produktionsleiter overlap: " in \
+        result.stdout
+
+
+def test_personas_match_says_which_persona_and_why() -> None:
+    shown = ripen("personas", "match", "Geschäftsführer, mechanical-engineering, 300, AT")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("read as: title Geschäftsführer; industry "
+                                   "mechanical-engineering; company size 300; region AT\n")
+    assert shown.stdout.rstrip().endswith(
+        "persona: kurt-konstrukteur (tied with peter-produktionsleiter: the first id wins)")
+    data = json.loads(ripen("personas", "match", "Leiter Konstruktion, 200, DE",
+                            "--json").stdout)
+    assert data["persona"] == "kurt-konstrukteur"
+    assert data["fits"][0] == {"persona": "kurt-konstrukteur",
+                               "matched": ["title", "company_size", "region"],
+                               "points": 60, "grade": "B"}
 
 
 def test_validate_reports_problems_plainly_and_exits_1(tmp_path: Path) -> None:
