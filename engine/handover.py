@@ -471,6 +471,8 @@ class HandoverService:
             "reason": "Sales Fast Lane" if handover.reason == "fast_lane" else "MQL",
             "detail": detail, "grade": score.grade,
             "answer_url": f"{self.base_url}/h/{token}",
+            "timeline_url": f"{self.base_url}/l/"
+                            + self.tokens.dumps(Purpose.LEAD_VIEW, lead.public_id, now=now),
             "accept_by": handover.sla_due_at, "imprint": self.config.mail.imprint})
         uow.insert_later(MailOutbox, {
             # tied to the lead (it names the person): erased and exported with it
@@ -516,14 +518,32 @@ class HandoverService:
             uow.add(handover, lead)
             uow.add(Event(lead_id=lead.id, type=f"handover_{handover.status}", source="sales",
                           data={"handover": handover.public_id, "reason": reason,
-                                "note": (note or "")[:500]}, occurred_at=now,
+                                "note": _note(note) or ""}, occurred_at=now,
                           recorded_at=now))
             self._webhooks(uow, handover, "handover.answered", {
                 "type": "handover.answered", "timestamp": now.isoformat(),
                 "data": {"handover_id": handover.public_id, "status": handover.status,
-                         "reason": reason}}, now)
+                         "reason": reason, "note": _note(note)}}, now)
             uow.commit()
             return handover
+
+    def for_answer(self, handover_id: str) -> dict[str, Any] | None:
+        """What the rep's answer page shows about the handover and its lead (None: no such
+        handover, or its lead was erased)."""
+        with self.uow() as uow:
+            handover = uow.handover_by_public_id(handover_id)
+            lead = uow.session.get(Lead, handover.lead_id) if handover else None
+            if handover is None or lead is None or lead.status == "erased":
+                return None
+            account = uow.session.get(Account, lead.account_id) if lead.account_id else None
+            return {"name": " ".join(filter(None, (lead.first_name, lead.last_name)))
+                            or lead.email,
+                    "job_title": lead.job_title, "company": account.name if account else None,
+                    "email": lead.email, "stage": STAGE_NAMES.get(lead.funnel_stage,
+                                                                  lead.funnel_stage),
+                    "grade": handover.grade, "status": handover.status,
+                    "reason": "Sales Fast Lane" if handover.reason == "fast_lane" else "MQL",
+                    "lead_id": lead.public_id}
 
     def progress(self, lead_id: str, stage: str, *, note: str | None = None) -> Lead:
         """Sales moves an accepted lead on (SFC … ABS) or closes it lost/no time/…"""
@@ -659,3 +679,12 @@ def _explanation_lines(score: Score) -> list[dict[str, Any]]:
     return [{"rule": rule, "points": round(points, 1)}
             for rule, points in sorted(totals.items(), key=lambda kv: -abs(kv[1]))
             if abs(points) >= 0.05]
+
+
+def _note(note: str | None) -> str | None:
+    """A rep's note as the CRM gets it: one paragraph of at most 500 characters, without
+    control characters (line breaks become spaces)."""
+    if not note:
+        return None
+    flat = " ".join("".join(c if c.isprintable() else " " for c in note).split())
+    return flat[:500] or None

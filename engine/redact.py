@@ -2,7 +2,7 @@
 
 ``url`` hides the password of a connection URL (``smtp://user:***@relay:587``); ``path``
 hides the signed token of a link path (``/confirm/…``, ``/u/…``, ``/c/…``, ``/o/….gif``,
-``/fast-lane/…``, ``/h/…``) and every query value (``?email=…``), as an access log line
+``/fast-lane/…``, ``/h/…``, ``/l/…``) and every query value (``?email=…``), as an access log line
 must show them: a token is a working link to somebody's consent, and a query may carry an
 address.
 """
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 HIDDEN = "***"
 #: Path prefixes followed by a signed token (see ripen.api): the token is the secret.
-TOKEN_PATHS = re.compile(r"^(/(?:confirm|u|c|o|fast-lane|h)/)[^/?#]+")
+TOKEN_PATHS = re.compile(r"^(/(?:confirm|u|c|o|fast-lane|h|l)/)[^/?#]+")
 QUERY_VALUE = re.compile(r"=([^&]*)")
 
 

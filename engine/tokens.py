@@ -27,6 +27,7 @@ class Purpose(StrEnum):
     FAST_LANE = "fast-lane"
     SALES_FEEDBACK = "sales-feedback"
     WORKBENCH = "workbench"  # an operator's session cookie, not a link in a mail
+    LEAD_VIEW = "lead-view"  # the rep's read-only link to a lead's timeline
 
 
 class TokenInvalid(RipenError):

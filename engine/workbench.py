@@ -112,7 +112,3 @@ def search(uow: UnitOfWork, text: str, *, limit: int = 50) -> list[LeadRow]:
         return []
     return [_row(lead, company) for lead, company  # (% and _ in it match widely: harmless)
             in queries.search(uow.session, f"%{wanted}%", limit)]
-
-
-def lead_by_public_id(uow: UnitOfWork, public_id: str) -> Lead | None:
-    return queries.lead_by_public_id(uow.session, public_id)

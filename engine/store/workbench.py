@@ -73,8 +73,3 @@ def search(session: Session, needle: str, limit: int) -> Sequence[Any]:
                               + func.coalesce(col(Lead.last_name), "")).like(needle),
                    func.lower(func.coalesce(col(Account.name), "")).like(needle)))
         .order_by(col(Lead.id).desc()).limit(limit)).all()
-
-
-def lead_by_public_id(session: Session, public_id: str) -> Lead | None:
-    return session.execute(
-        columns(Lead).where(col(Lead.public_id) == public_id[:32])).scalar_one_or_none()

@@ -13,9 +13,10 @@ from engine import tracking
 from engine.bootstrap import Ripen
 from engine.handover import FEEDBACK_LINKS_VALID, HandoverError
 from engine.store.tables import Handover
+from engine.timeline import UnknownLead, timeline
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
 from ripen.api.edge import behind_api_key, client_ip, require_api_key
-from ripen.api.pages import message
+from ripen.api.pages import message, page
 
 
 class RejectIn(BaseModel):
@@ -78,17 +79,42 @@ def router(ripen: Ripen) -> APIRouter:
 
     @api.get("/h/{token}", response_class=HTMLResponse, tags=["sales feedback"])
     def answer_page(token: str) -> HTMLResponse:
-        """Accept, or reject with one of the agreed reasons."""
-        if _handover_from(token) is None:
+        """Names the lead; accept, or reject with one of the agreed reasons, with a note."""
+        handover_id = _handover_from(token)
+        lead = service.for_answer(handover_id) if handover_id else None
+        if lead is None:
             return message("Link ungültig", "Dieser Link ist ungültig oder abgelaufen.",
                            status=404)
         buttons = [("decision", "accept", "Lead annehmen", False)] + [
             ("decision", f"reject:{r.code}", f"Ablehnen: {r.label}", True)
             for r in ripen.config.sla.rejection_reasons]
-        return message("Lead annehmen oder ablehnen",
-                       "Nehmen Sie den Lead an, oder lehnen Sie ihn mit dem passenden Grund "
-                       "ab; er geht dann zurück in die Pflege.", action=f"/h/{token}",
-                       buttons=buttons)
+        view = ripen.tokens.dumps(Purpose.LEAD_VIEW, lead["lead_id"], now=ripen.clock())
+        return page("answer.html", title="Lead annehmen oder ablehnen", lead=lead,
+                    action=f"/h/{token}", buttons=buttons, timeline_url=f"/l/{view}")
+
+    @api.get("/l/{token}", response_class=HTMLResponse, tags=["sales feedback"])
+    def lead_view(token: str) -> HTMLResponse:
+        """The rep's read-only view of a lead's timeline (the link in the notification,
+        valid as long as the answer link)."""
+        try:
+            public_id = ripen.tokens.loads(Purpose.LEAD_VIEW, token, now=ripen.clock(),
+                                           max_age=FEEDBACK_LINKS_VALID)
+        except (TokenInvalid, TokenExpired):
+            public_id = None
+        story = None
+        if public_id is not None:
+            with ripen.uow() as uow:
+                person = uow.lead_by_public_id(public_id)
+                email = person.email if person is not None else None
+            if email:
+                try:
+                    story = timeline(ripen.uow, email, service.explain)
+                except UnknownLead:
+                    story = None
+        if story is None:
+            return message("Link ungültig", "Dieser Link ist ungültig oder abgelaufen.",
+                           status=404)
+        return page("workbench/lead_view.html", story=story)
 
     @api.post("/h/{token}", response_class=HTMLResponse, tags=["sales feedback"])
     async def answer_by_link(token: str, request: Request) -> HTMLResponse:
@@ -96,13 +122,16 @@ def router(ripen: Ripen) -> APIRouter:
         if handover_id is None:
             return message("Link ungültig", "Dieser Link ist ungültig oder abgelaufen.",
                            status=404)
-        decision = str((await request.form()).get("decision") or "")
+        form = await request.form()
+        decision = str(form.get("decision") or "")
+        note = str(form.get("note") or "")[:2000] or None
         try:
             if decision == "accept":
-                service.answer(handover_id, "accept")
+                service.answer(handover_id, "accept", note=note)
                 return message("Angenommen", "Der Lead gehört jetzt Ihnen (SAL).")
             if decision.startswith("reject:"):
-                service.answer(handover_id, "reject", reason=decision.removeprefix("reject:"))
+                service.answer(handover_id, "reject", reason=decision.removeprefix("reject:"),
+                               note=note)
                 return message("Abgelehnt", "Der Lead geht zurück in die Pflege.")
         except HandoverError as exc:
             return message("Nicht möglich", str(exc), status=409)

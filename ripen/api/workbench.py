@@ -148,7 +148,7 @@ def router(ripen: Ripen) -> APIRouter:
         if not signed_in(request):
             return to_login(request)
         with ripen.uow() as uow:
-            person = workbench.lead_by_public_id(uow, public_id)
+            person = uow.lead_by_public_id(public_id[:32])
         if person is None or not person.email:
             return page("workbench/missing.html", 404, nav=PREFIX, title="Not found",
                         what="no such lead (or it was erased)")

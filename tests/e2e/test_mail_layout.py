@@ -57,6 +57,7 @@ def _rendered() -> dict[str, tuple[str, str]]:
                      "company": COMPANY, "phone": "+49 211 1234567", "stage": "Evaluieren"},
             "reason": "MQL", "detail": "score 82 ≥ 70 and grade A; downloaded the checklist",
             "grade": "A", "answer_url": f"{base}/h/{LONG_TOKEN}",
+            "timeline_url": f"{base}/l/{LONG_TOKEN}",
             "accept_by": datetime(2026, 12, 4, 17, 0, tzinfo=UTC),
             "imprint": config.mail.imprint},
     }

@@ -280,6 +280,58 @@ def test_the_timeline_tells_the_whole_story_doi_mail_click_handover_reject_recyc
     assert handover.rep_id is not None
 
 
+TIMELINE = re.compile(r"https://ripen\.example(/l/[A-Za-z0-9_.\-]+)")
+
+
+def test_the_rep_sees_the_lead_answers_with_a_note_and_reads_its_timeline(
+        app: Ripen, smtp: Smtp, receiver: Receiver) -> None:
+    """The answer page names the lead and takes a note, which the CRM gets in
+    handover.answered; the notice's read-only timeline link shows the lead's story, for 30
+    days, and never again after an erasure."""
+    sink, _ = smtp
+    web = client(app)
+    _signed_up(app, sink, "rita@example.com", first_name="Rita", job_title="CMO",
+               content="mm-checkliste-auswahl")
+    tick(app)
+    click_first_link(app, marketing(sink)[-1])
+    [handover] = _handovers(app)
+    notice = _text([m for m in sink.parsed() if m["To"] == "anna.nord@example.com"][-1])
+    answer, view = ANSWER.search(notice), TIMELINE.search(notice)
+    assert answer
+    assert view
+    page = web.get(answer.group(1))
+    assert "<strong>Rita</strong>, CMO" in page.text
+    assert 'name="note"' in page.text
+    story = web.get(view.group(1))
+    assert story.status_code == 200
+    assert "rita@example.com" in story.text
+    assert "email_marketing confirmed" in story.text
+    assert "/workbench" not in story.text  # read-only: no way into the workbench
+
+    note = "Ruft nach der Messe zurück,\r\nBudget erst 2027 \x07"
+    done = web.post(answer.group(1), data={"decision": "reject:not_ready", "note": note})
+    assert done.status_code == 200
+    app.send_webhooks()
+    answered = [p for p in receiver.verified() if p["type"] == "handover.answered"]
+    assert [p["data"] for p in answered] == [{
+        "handover_id": handover.public_id, "status": "rejected", "reason": "not_ready",
+        "note": "Ruft nach der Messe zurück, Budget erst 2027"}]
+    schema = json.loads((REPO / "docs" / "handover.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(answered[0], schema)
+
+    app.clock.advance(timedelta(days=31))  # type: ignore[attr-defined]
+    assert web.get(view.group(1)).status_code == 404  # expired with the answer link
+    assert web.get("/l/" + "x" * 40).status_code == 404
+    from engine import gdpr
+    from engine.tokens import Purpose
+
+    fresh = "/l/" + app.tokens.dumps(Purpose.LEAD_VIEW, _lead(app, "rita@example.com").public_id,
+                                     now=app.clock())
+    assert web.get(fresh).status_code == 200
+    gdpr.erase(app.uow, "rita@example.com", clock=app.clock, webhooks=app.config.sla.webhooks)
+    assert web.get(fresh).status_code == 404  # an erased person's story is gone
+
+
 def test_sales_answers_are_checked(app: Ripen, smtp: Smtp) -> None:
     sink, _ = smtp
     _signed_up(app, sink, "check@example.com")

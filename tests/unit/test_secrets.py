@@ -31,7 +31,7 @@ def test_urls_are_printed_without_their_password(url: str, shown: str) -> None:
     ("/confirm/eyJhIjoxfQ.aBc.dEf", "/confirm/***"),
     ("/confirm/eyJhIjoxfQ.aBc.dEf/renew", "/confirm/***/renew"),
     ("/u/tok.en", "/u/***"), ("/c/tok.en", "/c/***"), ("/o/tok.en.gif", "/o/***"),
-    ("/fast-lane/tok.en", "/fast-lane/***"), ("/h/tok.en", "/h/***"),
+    ("/fast-lane/tok.en", "/fast-lane/***"), ("/h/tok.en", "/h/***"), ("/l/tok.en", "/l/***"),
     ("/api/gdpr/export?email=ingrid%40example.com", "/api/gdpr/export?email=***"),
     ("/subscribe?campaign=fair&content=x", "/subscribe?campaign=***&content=***"),
     ("/health", "/health"), ("/unsubscribe-info", "/unsubscribe-info"),
