@@ -46,7 +46,9 @@ def _shape(step: Step) -> tuple[str, str, str]:
     """(opening, label, closing) in Mermaid's shape syntax for this kind of step."""
     if isinstance(step, SendStep):
         offer = f" + fast lane {step.send.fast_lane_offer}" if step.send.fast_lane_offer else ""
-        return "[", f"send {step.send.content}<br/>{step.send.template}{offer}", "]"
+        test = ("<br/>A/B " + " / ".join(f"{v.id} {v.share} %" for v in step.send.variants)
+                if step.send.variants else "")
+        return "[", f"send {step.send.content}<br/>{step.send.template}{offer}{test}", "]"
     if isinstance(step, WaitStep):
         return "([", f"wait {format_duration(step.wait)}", "])"
     if isinstance(step, BranchStep):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from engine import abtest
 from engine.addresses import address_hash
 from engine.clock import Clock
 from engine.config.compiler import CompiledConfig, CompiledJourney
@@ -27,6 +28,7 @@ from engine.config.journey import (
     ExitStep,
     GoalStep,
     SendStep,
+    Variant,
     WaitStep,
 )
 from engine.errors import RipenError
@@ -443,7 +445,9 @@ class JourneyRuntime:
 
     def _send(self, batch: _SendBatch, journey: CompiledJourney, step: SendStep,
               place: DueEnrollment, lead: Recipient, report: StepReport) -> str:
-        content = self.config.content[step.send.content]
+        variant = self._variant(batch, journey, step, lead) if step.send.variants else None
+        content = self.config.content[variant.content if variant and variant.content
+                                      else step.send.content]
         if (lead.id, content.id) in batch.sent:
             self._next(place, journey, batch.now)
             return "skipped_already_sent"
@@ -459,14 +463,29 @@ class JourneyRuntime:
                                     "deferred_at": batch.now, "until": when})
             report.why[f"deferred: {reason or 'paused'}"] += 1
             return "deferred"
-        self._write_mail(batch, journey, step, lead, content)
+        self._write_mail(batch, journey, step, lead, content, variant)
+        if variant is not None:
+            report.why[f"sent as variant {variant.id}"] += 1
         batch.sent.add((lead.id, content.id))
         batch.recent.setdefault(lead.id, []).append(batch.now)
         self._next(place, journey, batch.now)
         return "sent"
 
+    def _variant(self, batch: _SendBatch, journey: CompiledJourney, step: SendStep,
+                 lead: Recipient) -> Variant:
+        """The lead's arm of the step's A/B test: the winner once the winner rule has named
+        one (looked up once per batch), else its own stable assignment."""
+        if step.send.winner is not None:
+            key = (journey.id, step.id)
+            if key not in batch.winners:
+                batch.winners[key] = abtest.step_result(batch.uow, journey, step.id).winner
+            winner = batch.winners[key]
+            if winner is not None:
+                return next(v for v in step.send.variants if v.id == winner)
+        return abtest.assign(step.send, journey.id, step.id, lead.public_id)
+
     def _write_mail(self, batch: _SendBatch, journey: CompiledJourney, step: SendStep,
-                    lead: Recipient, content: ContentItem) -> None:
+                    lead: Recipient, content: ContentItem, variant: Variant | None) -> None:
         assert lead.email is not None
         now = batch.now
         key = f"journey:{journey.id}@{journey.version}:{step.id}:{lead.id}"
@@ -496,10 +515,11 @@ class JourneyRuntime:
             fast_lane_url=f"{self.base_url}/fast-lane/{fast}",
             unsubscribe_url=f"{self.base_url}/u/{unsubscribe}", identity=self.config.mail,
             open_pixel_url=pixel)
-        if step.send.subject:  # a template of its own, with the mail's variables
-            subject = context["subject"] = self.renderer.render_line(step.send.subject,
-                                                                     context)
-        html, text = self.renderer.render(step.send.template, context)
+        line = variant.subject if variant and variant.subject else step.send.subject
+        if line:  # a template of its own, with the mail's variables
+            subject = context["subject"] = self.renderer.render_line(line, context)
+        html, text = self.renderer.render(
+            variant.template if variant and variant.template else step.send.template, context)
         batch.links.extend(rows)
         suppressed = batch.suppressed.get(address_hash(lead.email))
         status, error = ("suppressed", f"address suppressed ({suppressed})") if suppressed \
@@ -513,7 +533,7 @@ class JourneyRuntime:
             "headers": {"List-Unsubscribe": f"<{self.base_url}/u/{unsubscribe}>",
                         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
             "created_at": now, "status": status, "last_error": error, "lease_owner": owner,
-            "lease_until": until})
+            "lease_until": until, "variant": variant.id if variant else None})
         batch.sent_rows.append({"lead_id": lead.id, "content_id": content.id,
                                 "journey_id": journey.id, "step_id": step.id, "sent_at": now})
 
@@ -811,6 +831,7 @@ class _SendBatch:
         self.mails: list[dict[str, Any]] = []
         self.links: list[dict[str, Any]] = []
         self.sent_rows: list[dict[str, Any]] = []
+        self.winners: dict[tuple[str, str], str | None] = {}  # A/B winners, per step
         self.deferrals: list[dict[str, Any]] = []
         self.quarantined: list[DueEnrollment] = []
 

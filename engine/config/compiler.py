@@ -103,9 +103,27 @@ def load_and_compile(paths: ConfigPaths) -> CompiledConfig:
     return compile_config(load_config(paths))
 
 
+#: Fields added to a send step after journeys had versions, with their defaults: left out of
+#: the hash while unused, so an upgrade does not make every journey a new version.
+_ADDED_TO_SEND: dict[str, Any] = {"variants": [], "winner": None}
+
+
+def _without_later_defaults(node: Any) -> Any:
+    if isinstance(node, dict):
+        send = node.get("send")
+        if isinstance(send, dict):
+            node = {**node, "send": {k: v for k, v in send.items()
+                                     if k not in _ADDED_TO_SEND or v != _ADDED_TO_SEND[k]}}
+        return {k: _without_later_defaults(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_later_defaults(v) for v in node]
+    return node
+
+
 def model_version(model: Any) -> str:
     """A short content hash of a validated model: same YAML meaning → same version."""
-    canonical = json.dumps(model.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    canonical = json.dumps(_without_later_defaults(model.model_dump(mode="json")),
+                           sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -342,23 +360,7 @@ class _JourneyChecker:
               loc: Loc) -> None:
         problem = self.problems.append
         send = step.send
-        item = self.content.get(send.content)
-        if item is None:
-            problem(doc.problem((*loc, "send", "content"), f'unknown content "{send.content}"',
-                                _choices(self._content_for(journey, stage), "content for "
-                                         f"this persona and {stage}")))
-        else:
-            if stage not in item.stages:
-                problem(doc.problem(
-                    (*loc, "send", "content"),
-                    f'content "{item.id}" is tagged for {", ".join(item.stages)}, not {stage}',
-                    f"add {stage} to its stages in {self._content_file(item.id)}, or pick "
-                    + _choices(self._content_for(journey, stage), f"content for {stage}")))
-            if journey.persona and journey.persona not in item.personas:
-                problem(doc.problem(
-                    (*loc, "send", "content"),
-                    f'content "{item.id}" is not tagged for persona {journey.persona}',
-                    f"add {journey.persona} to its personas in {self._content_file(item.id)}"))
+        item = self._send_content(journey, doc, stage, send.content, (*loc, "send", "content"))
         if send.fast_lane_offer is not None:
             offer = self.content.get(send.fast_lane_offer)
             if offer is None:
@@ -379,12 +381,17 @@ class _JourneyChecker:
                                     _choices(self._fast_lane_items(journey), "fast-lane items")))
         persona = self.personas.get(journey.persona) if journey.persona else None
         offer = self.content.get(send.fast_lane_offer) if send.fast_lane_offer else None
-        context = marketing_context(
-            subject=item.title if item else "", lead=sample_lead(persona), persona=persona,
-            content=item, fast_lane_offer=offer,
-            fast_lane_url="https://example.invalid/fast-lane/t",
-            unsubscribe_url="https://example.invalid/u/t",
-            identity=self.identity) if item is not None else None
+
+        def sample(chosen: ContentItem | None) -> dict[str, Any] | None:
+            """The variables of a mail with ``chosen`` to a sample lead of the persona."""
+            return marketing_context(
+                subject=chosen.title, lead=sample_lead(persona), persona=persona,
+                content=chosen, fast_lane_offer=offer,
+                fast_lane_url="https://example.invalid/fast-lane/t",
+                unsubscribe_url="https://example.invalid/u/t",
+                identity=self.identity) if chosen is not None else None
+
+        context = sample(item)
         if send.subject is not None:
             self._subject(doc, (*loc, "send", "subject"), send.subject, context)
         if self._template(doc, (*loc, "send", "template"), send.template) and \
@@ -392,6 +399,41 @@ class _JourneyChecker:
             # every branch was checked against the schema; a sample render finds what
             # depends on values (an optional variable used without {% if %} …)
             self.problems.extend(self.templates.render_problems(send.template, context))
+        for index, variant in enumerate(send.variants):  # each arm of an A/B test alike
+            where = (*loc, "send", "variants", index)
+            chosen = self._send_content(journey, doc, stage, variant.content,
+                                        (*where, "content")) if variant.content else item
+            arm = sample(chosen)
+            if variant.subject is not None:
+                self._subject(doc, (*where, "subject"), variant.subject, arm)
+            template = variant.template or send.template
+            if variant.template is not None and not self._template(
+                    doc, (*where, "template"), variant.template):
+                continue
+            if arm is not None and not self.misused.get(template) and \
+                    (variant.template is not None or variant.content is not None):
+                self.problems.extend(self.templates.render_problems(template, arm))
+
+    def _send_content(self, journey: Journey, doc: YamlDocument, stage: JourneyStage,
+                      content_id: str, loc: Loc) -> ContentItem | None:
+        """The item a send (or a variant of it) mails: known, for its stage and persona."""
+        problem = self.problems.append
+        item = self.content.get(content_id)
+        if item is None:
+            problem(doc.problem(loc, f'unknown content "{content_id}"',
+                                _choices(self._content_for(journey, stage), "content for "
+                                         f"this persona and {stage}")))
+            return None
+        if stage not in item.stages:
+            problem(doc.problem(
+                loc, f'content "{item.id}" is tagged for {", ".join(item.stages)}, not {stage}',
+                f"add {stage} to its stages in {self._content_file(item.id)}, or pick "
+                + _choices(self._content_for(journey, stage), f"content for {stage}")))
+        if journey.persona and journey.persona not in item.personas:
+            problem(doc.problem(
+                loc, f'content "{item.id}" is not tagged for persona {journey.persona}',
+                f"add {journey.persona} to its personas in {self._content_file(item.id)}"))
+        return item
 
     def _subject(self, doc: YamlDocument, loc: Loc, subject: str,
                  context: dict[str, Any] | None) -> None:

@@ -24,6 +24,28 @@ from engine.stages import JourneyStage
 STEP_ACTIONS = ("send", "wait", "branch", "advance", "goal", "exit")
 
 
+class Variant(Frozen):
+    """One arm of an A/B test on a send step: what it changes; the rest is the step's own.
+    A variant that changes nothing is the control."""
+
+    id: Id
+    share: int = Field(ge=1, le=99, description="percent of the step's leads (all add up to 100)")
+    subject: HeaderText | None = Field(default=None, description="this variant's subject")
+    content: Id | None = Field(default=None, description="this variant's content item")
+    template: TemplateName | None = Field(default=None, description="this variant's template")
+
+
+class WinnerRule(Frozen):
+    """Once a variant beats every other one with ``probability``, send it to everyone."""
+
+    metric: Literal["click", "open", "next_stage"] = Field(
+        default="click", description="what a variant must win on")
+    probability: float = Field(default=0.95, ge=0.8, lt=1.0,
+                               description="Bayesian probability of being the best")
+    min_sends: int = Field(default=100, ge=10, le=1_000_000,
+                           description="mails per variant before a winner can be named")
+
+
 class SendAction(Frozen):
     """Mail one content item with a template."""
 
@@ -35,6 +57,29 @@ class SendAction(Frozen):
     fast_lane_offer: Id | None = Field(
         default=None, description="a fast_lane content item offered alongside (Sales Fast Lane)"
     )
+    variants: list[Variant] = Field(
+        default_factory=list, description="an A/B test: each lead gets one variant, always the "
+        "same, by its share")
+    winner: WinnerRule | None = Field(
+        default=None, description="send the winning variant to everyone once it is clear")
+
+    @model_validator(mode="after")
+    def _a_real_test(self) -> SendAction:
+        if self.winner is not None and not self.variants:
+            raise ripen_error("a winner rule needs variants", "add variants, or drop winner")
+        if not self.variants:
+            return self
+        if len(self.variants) < 2:
+            raise ripen_error("an A/B test needs at least two variants",
+                              "add a second variant (one without changes is the control)")
+        ids = [v.id for v in self.variants]
+        if len(set(ids)) != len(ids):
+            raise ripen_error("variant ids must differ", "name them a, b, c …")
+        total = sum(v.share for v in self.variants)
+        if total != 100:
+            raise ripen_error(f"the variants' shares add up to {total}, not 100",
+                              "make the shares add up to 100 (percent)")
+        return self
 
 
 class Condition(Frozen):

@@ -241,6 +241,8 @@ class MailOutbox(SQLModel, table=True):
     data_started_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
     sent_at: datetime | None = _when(nullable=True)
+    # The arm of the step's A/B test this mail was sent as (None: no test).
+    variant: str | None = Field(default=None, max_length=80)
 
 
 class Handover(SQLModel, table=True):

@@ -21,9 +21,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from engine import workbench
+from engine import abtest, workbench
 from engine.audit import audit_content
 from engine.bootstrap import Ripen
+from engine.config.journey import SendStep
 from engine.diagram import boxes, mermaid, slowest_case
 from engine.report import funnel_report, period
 from engine.timeline import UnknownLead, timeline
@@ -117,7 +118,11 @@ def router(ripen: Ripen) -> APIRouter:
                         what=f'no journey "{journey_id[:80]}"')
         with ripen.uow() as uow:
             counts = workbench.step_counts(uow, found.id, ripen.clock())
+            tests = [abtest.step_result(uow, found, step_id) for step_id in found.order
+                     if isinstance(step := found.steps[step_id], SendStep)
+                     and step.send.variants]
         return show(request, "journey.html", title=found.model.name, journey=found,
+                    tests=tests,
                     stages=boxes(found), counts=counts, slowest=slowest_case(found),
                     total=workbench.per_journey(counts), source=mermaid(found),
                     paused=found.id in ripen.journeys.paused())

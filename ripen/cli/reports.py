@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from ripen.cli._common import (
     out,
 )
 from ripen.cli.output import JsonOption, print_json, table
+
+if TYPE_CHECKING:
+    from engine.abtest import AbTestResult
 
 
 @app.command()
@@ -116,21 +119,24 @@ def report(
     suppressed by policy; sources ranked by quality; data quality."""
     from datetime import timedelta
 
+    from engine import abtest
     from engine.report import WATERFALL, funnel_report, period
 
     with open_ripen() as ripen_app, ripen_app.uow() as uow:
         start, end = period(since, until, ripen_app.clock(), names=("--since", "--until"))
         result = funnel_report(uow, start, end)
+        tests = abtest.results(uow, ripen_app.config)
         generated = ripen_app.wall()
     if html is not None:
         from ripen import html_report
 
-        html_report.write(html, html_report.render(result, title="ripen funnel report",
-                                                   generated=generated))
+        html_report.write(html, html_report.render(
+            result, title="ripen funnel report", generated=generated,
+            ab_tests=[test.as_json() for test in tests]))
         if not as_json:
             out.print(f"HTML report written to {html}", markup=False, soft_wrap=True)
     if as_json:
-        print_json(result.as_json())
+        print_json({**result.as_json(), "ab_tests": [test.as_json() for test in tests]})
         return
     out.print(f"{start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d}; →MQL, →SAL, →SQL, →won: "
               "the share of the stage before", markup=False, soft_wrap=True)
@@ -192,6 +198,21 @@ def report(
     out.print("data quality of confirmed leads: " + (", ".join(
         f"{k.replace('_', ' ')} {v}" for k, v in quality.items()) or "no leads"),
         markup=False, soft_wrap=True)
+    print_ab_tests(tests)
+
+
+def print_ab_tests(tests: list[AbTestResult]) -> None:
+    """Each A/B test: its variants' counts and rates, P(best), and the verdict."""
+    for test in tests:
+        arms = table(f"A/B test {test.journey} · {test.step}", "sent", "opened", "clicked",
+                     "next stage", f"{test.metric} rate", "P(best)", numbers=True)
+        for arm in test.variants:
+            rate = arm.rate(test.metric)
+            arms.add_row(arm.variant, str(arm.delivered), str(arm.opened), str(arm.clicked),
+                         str(arm.next_stage), f"{rate:.1%}" if rate is not None else "-",
+                         f"{arm.best:.0%}" if arm.best is not None else "-")
+        out.print(arms)
+        out.print(f"{test.verdict} (Bayesian, uniform prior)", markup=False, soft_wrap=True)
 
 
 def _shares(texts: list[str] | None, option: str) -> dict[str, float] | None:
@@ -200,7 +221,7 @@ def _shares(texts: list[str] | None, option: str) -> dict[str, float] | None:
         return None
     mix: dict[str, float] = {}
     for text in texts:
-        name, _, share = text.partition("=")
+        name, _, share = text.rpartition("=")
         try:
             value = float(share.rstrip("%")) / (100 if share.endswith("%") else 1)
         except ValueError:
@@ -231,6 +252,10 @@ def simulate(
         help="Virtual minutes between scheduler ticks (at the least)")] = 60,
     start: Annotated[str, typer.Option(help="First virtual day, YYYY-MM-DD (a Monday by "
                                        "default)")] = "2026-01-05",
+    appeal: Annotated[list[str] | None, typer.Option(
+        help='For A/B tests: "SUBJECT TEXT=FACTOR", repeatable: a mail whose subject contains '
+             "the text is clicked FACTOR times as often (2 = twice, 0.5 = half)",
+        show_default=False)] = None,
     database: Annotated[str | None, typer.Option(
         help="Keep the simulated data in this EMPTY database (URL), e.g. to run `ripen "
              "report` on it [default: a temporary SQLite file, removed]",
@@ -259,7 +284,7 @@ def simulate(
     spec = Spec(leads=leads, days=days, seed=seed, personas=_shares(persona, "--persona"),
                 behaviours=_shares(behaviour, "--behaviour") or Spec().behaviours,
                 arrival_days=arrival_days, fit=fit, tick=timedelta(minutes=tick_minutes),
-                start=first)
+                start=first, appeal=_shares(appeal, "--appeal") or {})
     with tempfile.TemporaryDirectory(prefix="ripen-simulate-") as scratch:
         url = database or f"sqlite:///{Path(scratch, 'simulation.db').as_posix()}"
         clock = ManualClock(first)
@@ -311,6 +336,7 @@ def simulate(
     if result.not_entered:
         out.print("journeys no simulated lead entered: " + ", ".join(result.not_entered),
                   markup=False, soft_wrap=True)
+    print_ab_tests(result.ab_tests)
     if html is not None:
         out.print(f"HTML report written to {html}", markup=False, soft_wrap=True)
     if database is not None:

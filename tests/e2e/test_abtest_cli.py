@@ -1,0 +1,40 @@
+"""An A/B test tried before it goes live: `ripen simulate` with two subjects of known
+different appeal names the right winner and its probability, and `ripen report` on the
+simulated data says the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.test_cli import ripen
+from tests.integration.test_abtest import _tree
+
+
+def test_simulate_and_report_name_the_subject_that_appeals_more(tmp_path: Path) -> None:
+    root = _tree(tmp_path)  # monika-marketing's first mail: a (control) and b (own subject)
+    database = f"sqlite:///{tmp_path / 'simulated.db'}"
+    simulated = ripen("simulate", "--root", str(root), "--leads", "240", "--days", "21",
+                      "--persona", "monika-marketing=1", "--behaviour", "slow=1",
+                      "--appeal", "in 10 Minuten –=2", "--database", database, "--json",
+                      timeout=900)
+    assert simulated.returncode == 0, simulated.stderr
+    [test] = json.loads(simulated.stdout)["ab_tests"]
+    arms = {arm["variant"]: arm for arm in test["variants"]}
+    assert (test["journey"], test["step"], test["metric"]) == ("monika-marketing",
+                                                               "inf-intro", "click")
+    assert arms["a"]["delivered"] + arms["b"]["delivered"] >= 200
+    assert arms["b"]["rate"] > arms["a"]["rate"] * 1.5  # slow leads click 40 %; b twice
+    assert arms["b"]["best"] > 0.99
+    assert test["verdict"].startswith("b beats a on clicks, > 99 % probability")
+    assert test["winner"] == "b"
+
+    env = {"RIPEN_DATABASE_URL": database, "RIPEN_HOME": str(root)}
+    shown = ripen("report", "--since", "2026-01-01", "--until", "2026-03-01", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "b beats a on clicks, > 99 % probability; the winner rule sends b to everyone now " \
+        "(Bayesian, uniform prior)" in shown.stdout
+    data = json.loads(ripen("report", "--since", "2026-01-01", "--json", env=env).stdout)
+    assert [(t["journey"], t["step"], t["winner"]) for t in data["ab_tests"]] == [
+        ("monika-marketing", "inf-intro", "b")]
+    assert data["ab_tests"][0]["variants"] == test["variants"]  # the same counts
