@@ -57,6 +57,7 @@ class JourneyPart:
     ended_at: datetime | None
     due_at: datetime | None
     quarantine_reason: str | None
+    exit_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def _timeline(uow: UnitOfWork, address: str, found: Any) -> Timeline:
         parts.append(JourneyPart(enrollment.journey_id, enrollment.journey_version,
                                  enrollment.stage, enrollment.step_id, enrollment.status,
                                  enrollment.started_at, enrollment.ended_at,
-                                 enrollment.due_at, enrollment.quarantine_reason))
+                                 enrollment.due_at, enrollment.quarantine_reason,
+                                 enrollment.exit_reason))
         moments.append(Moment(enrollment.started_at, "journey",
                               f"joined {enrollment.journey_id}", enrollment.journey_version))
         if enrollment.quarantined_at is not None:
@@ -186,7 +188,9 @@ def _timeline(uow: UnitOfWork, address: str, found: Any) -> Timeline:
                                   f"{enrollment.step_id}", enrollment.quarantine_reason or ""))
         if enrollment.ended_at is not None:
             moments.append(Moment(enrollment.ended_at, "journey",
-                                  f"left {enrollment.journey_id}", enrollment.status))
+                                  f"left {enrollment.journey_id}",
+                                  f"{enrollment.status}: {enrollment.exit_reason}"
+                                  if enrollment.exit_reason else enrollment.status))
     moments.sort(key=lambda m: m.at)
     return Timeline(
         email=lead.email,

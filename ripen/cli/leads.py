@@ -158,7 +158,8 @@ def leads_show(
     for part in story.journeys:
         journeys.add_row(part.journey, part.version, part.stage, part.step,
                          part.status + (f": {part.quarantine_reason}"
-                                        if part.quarantine_reason else ""),
+                                        if part.quarantine_reason else
+                                        f": {part.exit_reason}" if part.exit_reason else ""),
                          f"{part.started_at:%Y-%m-%d}",
                          f"{part.ended_at:%Y-%m-%d}" if part.ended_at else "")
     out.print(journeys)

@@ -9,6 +9,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 import uvicorn
@@ -23,12 +25,14 @@ from engine.config.loader import ConfigPaths
 from engine.settings import load_settings
 from ripen.api.app import create_app
 from tests.conftest import API_KEY, SmtpSink, free_port
+from tests.consent_helpers import client
 from tests.e2e.test_signup_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.factories import NOW, REPO
 from tests.integration.test_journeys import click_first_link, confirmed_lead, marketing, tick
 
 JOURNEY = "monika-marketing"
 PEOPLE = ("anna@example.com", "bert@example.com", "cara@example.com")
+STORY = "dora@example.com"  # DOI → mails → click → handover → reject → recycle
 
 
 @pytest.fixture
@@ -36,11 +40,7 @@ def workbench(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ri
     """Three confirmed leads, one tick (three INF mails), Anna clicked hers; the API under
     uvicorn on loopback."""
     sink, smtp_port = smtp
-    app = Ripen(settings=load_settings(mail_url=f"smtp://127.0.0.1:{smtp_port}?starttls=no",
-                                       public_base_url="https://ripen.example",
-                                       api_keys=[API_KEY], secret_keys=["w" * 40]),
-                config=load_and_compile(ConfigPaths.under(REPO)), db=migrated,
-                clock=ManualClock(NOW))
+    app = _app(migrated, smtp_port)
     for email in PEOPLE:
         confirmed_lead(app, sink, email, persona=JOURNEY, first_name=email[:4].title())
     tick(app)
@@ -48,6 +48,13 @@ def workbench(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ri
     assert len(mails) == 3
     click_first_link(app, next(m for m in mails if m["To"] == PEOPLE[0]))
     tick(app)
+    with _served(app) as base:
+        yield app, base
+
+
+@contextmanager
+def _served(app: Ripen) -> Iterator[str]:
+    """The API under uvicorn on loopback."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port,
                                            log_level="warning"))
@@ -58,10 +65,18 @@ def workbench(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ri
         time.sleep(0.05)
     assert server.started
     try:
-        yield app, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _app(migrated: Engine, smtp_port: int) -> Ripen:
+    return Ripen(settings=load_settings(mail_url=f"smtp://127.0.0.1:{smtp_port}?starttls=no",
+                                        public_base_url="https://ripen.example",
+                                        api_keys=[API_KEY], secret_keys=["w" * 40]),
+                 config=load_and_compile(ConfigPaths.under(REPO)), db=migrated,
+                 clock=ManualClock(NOW))
 
 
 def _database_counts(app: Ripen) -> dict[str, Counter[str]]:
@@ -188,3 +203,66 @@ def test_a_forged_or_foreign_session_and_an_open_redirect_are_refused(
         missing = web.get("/workbench/journeys/nope",
                           headers={"authorization": f"Bearer {API_KEY}"})
         assert missing.status_code == 404
+
+
+@pytest.fixture
+def story(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ripen, str]]:
+    """Dora's whole story: DOI, her first mail, a click, the fast lane to sales, a
+    rejection, and after the cool-down the recycling journey's first mail."""
+    sink, smtp_port = smtp
+    app = _app(migrated, smtp_port)
+    confirmed_lead(app, sink, STORY, persona=JOURNEY, first_name="Dora")
+    tick(app)
+    first = next(m for m in marketing(sink) if m["To"] == STORY)
+    click_first_link(app, first)
+    web = client(app)
+    fast = re.search(r"https://ripen\.example(/fast-lane/[\w.\-]+)",
+                     str(first.get_body(("plain",)).get_content()))
+    assert fast
+    web.post(fast.group(1))
+    notice = next(m for m in sink.parsed() if "Dora" in str(m["Subject"]))
+    answer = re.search(r"https://ripen\.example(/h/[\w.\-]+)",
+                       str(notice.get_body(("plain",)).get_content()))
+    assert answer
+    web.post(answer.group(1), data={"decision": "reject:not_ready", "note": "zu früh"})
+    before = len([m for m in marketing(sink) if m["To"] == STORY])
+    for _ in range(45):
+        app.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
+        tick(app)
+        if len([m for m in marketing(sink) if m["To"] == STORY]) > before:
+            break
+    assert len([m for m in marketing(sink) if m["To"] == STORY]) > before
+    with _served(app) as base:
+        yield app, base
+
+
+def test_a_lead_page_tells_the_whole_story_in_order(story: tuple[Ripen, str]) -> None:
+    _, base = story
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{base}/workbench/leads?q=dora")
+            assert "/workbench/login" in page.url
+            page.fill("#key", API_KEY)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/workbench/leads?q=dora")
+            page.click(f"text={STORY}")
+            journeys = [row.get_attribute("data-journey") for row in
+                        page.locator("tr[data-journey]").all()]
+            assert journeys == [JOURNEY, "wiedervorlage"]
+            assert "exited: rejected:not_ready" in page.inner_text(
+                f'tr[data-journey="{JOURNEY}"]')
+            whats = [row.locator("td").nth(2).inner_text()
+                     for row in page.locator("tr.moment").all()]
+            order = [whats.index("email_marketing confirmed"),
+                     next(i for i, w in enumerate(whats) if w.startswith("nurture: ")),
+                     next(i for i, w in enumerate(whats) if w.startswith("click ")),
+                     next(i for i, w in enumerate(whats) if w.startswith("handed to ")),
+                     whats.index("sales rejected (not_ready)"),
+                     whats.index("joined wiedervorlage")]
+            assert order == sorted(order)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "workbench-story.png"), full_page=True)
+        finally:
+            browser.close()
