@@ -28,7 +28,7 @@ from bench.common import (
     smtp_sink,
 )
 from bench.data import seed, spread_due
-from engine.store.tables import Enrollment, Lead
+from engine.store.tables import Enrollment, Lead, TrackedLink
 from engine.tokens import Purpose
 
 Figures = dict[str, Any]
@@ -401,8 +401,62 @@ def s4_prefect(backend: str) -> Figures:
         "targets": {"value": 50}}}
 
 
+WORKBENCH_RUNS = 5
+
+
+def s7_workbench(backend: str) -> Figures:
+    """The workbench's pages on 100k leads after a tick that sent 10k mails (a tenth of
+    them clicked): the median of five requests per page, the slowest page against 300 ms;
+    ``/health`` (one query) is the floor of a request through the same app."""
+    from fastapi.testclient import TestClient
+
+    from engine.tracking import follow
+    from ripen.api.app import create_app
+
+    with smtp_sink() as sink, fresh_database(backend) as engine:
+        ripen = app(engine, sink.port)
+        seed(ripen, leads=S1_LEADS, due=S1_DUE)
+        ripen.journeys.tick()
+        ripen.send_mail()
+        with ripen.uow() as uow:
+            tokens = [link.token_id for link in uow.session.exec(
+                select(TrackedLink).where(TrackedLink.kind == "content")  # type: ignore[arg-type]
+                .order_by(TrackedLink.id).limit(S1_DUE // 10))]
+            lead = uow.session.exec(select(Lead).order_by(Lead.id)).first()
+        for token in tokens:
+            follow(ripen.journeys, ripen.tokens, ripen.tokens.dumps(
+                Purpose.CLICK, token, now=NOW), user_agent="Mozilla/5.0 Firefox/140", ip=None)
+        assert lead is not None
+        client = TestClient(create_app(ripen), base_url="https://ripen.example",
+                            headers={"authorization": f"Bearer {ripen.settings.api_keys[0]}"})
+        journey = ripen.config.journeys["monika-marketing"]
+        pages = {"health": "/health", "journeys": "/workbench",
+                 "journey": f"/workbench/journeys/{journey.id}",
+                 "step": f"/workbench/journeys/{journey.id}/steps/"
+                         f"{journey.order[1]}",
+                 "search": "/workbench/leads?q=lead4711",
+                 "lead": f"/workbench/leads/{lead.public_id}",
+                 "content": "/workbench/content", "funnel": "/workbench/funnel"}
+        times: dict[str, float] = {}
+        for name, path in pages.items():
+            samples = []
+            for _ in range(WORKBENCH_RUNS):
+                started = time.perf_counter()
+                answer = client.get(path)
+                samples.append(time.perf_counter() - started)
+                assert answer.status_code == 200, (path, answer.status_code)
+            times[name] = statistics.median(samples) * 1000
+    slowest = max((n for n in times if n != "health"), key=times.__getitem__)
+    return {"S7 workbench slowest page": {
+        "value": times[slowest], "unit": "ms", "baseline": times["health"],
+        "baseline_name": "/health through the same app",
+        "detail": f"slowest: {slowest}; " + ", ".join(f"{n} {t:.0f} ms"
+                                                     for n, t in times.items()),
+        "targets": {"max": 300}}}
+
+
 SCENARIOS = {"S1": s1_tick, "S2": s2_render_send, "S3": s3_events, "S4": s4_prefect,
-             "S5": s5_fast_lane}
+             "S5": s5_fast_lane, "S7": s7_workbench}
 ONCE = {"S2"}  # no database in the measured path
 
 

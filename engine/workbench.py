@@ -46,40 +46,51 @@ class LeadRow:
     reason: str | None = None
 
 
-def _step_of(key: str) -> str | None:
-    """The step of a journey mail's outbox key ``journey:ID@VERSION:STEP:LEAD``."""
+def _place_of(key: str) -> tuple[str, str] | None:
+    """(journey, step) of a journey mail's outbox key ``journey:ID@VERSION:STEP:LEAD``."""
     parts = key.split(":")
-    return parts[2] if len(parts) == 4 else None
+    if len(parts) != 4 or "@" not in parts[1]:
+        return None
+    return parts[1].split("@", 1)[0], parts[2]
 
 
 def step_counts(uow: UnitOfWork, journey_id: str, now: datetime) -> dict[str, StepCounts]:
     """Every step of the journey that has something to count."""
-    waiting: Counter[str] = Counter()
-    due: Counter[str] = Counter()
-    held: Counter[str] = Counter()
-    for step, status, count, due_now in queries.enrollment_counts(uow.session, journey_id,
-                                                                  now):
+    return counts_by_journey(uow, now, journey_id).get(journey_id, {})
+
+
+def counts_by_journey(uow: UnitOfWork, now: datetime, journey_id: str | None = None
+                      ) -> dict[str, dict[str, StepCounts]]:
+    """Step counts of one journey, or of every journey at once (the overview: the same
+    four queries, not four per journey)."""
+    waiting: Counter[tuple[str, str]] = Counter()
+    due: Counter[tuple[str, str]] = Counter()
+    held: Counter[tuple[str, str]] = Counter()
+    for journey, step, status, count, due_now in queries.enrollment_counts(
+            uow.session, journey_id, now):
         if status == "active":
-            waiting[step] += count
-            due[step] += int(due_now or 0)
+            waiting[journey, step] += count
+            due[journey, step] += int(due_now or 0)
         else:
-            held[step] += count
-    sent: Counter[str] = Counter()
-    keys: dict[str, str] = {}
+            held[journey, step] += count
+    sent: Counter[tuple[str, str]] = Counter()
+    keys: dict[str, tuple[str, str]] = {}
     for key in queries.sent_keys(uow.session, journey_id, now - WEEK):
-        step = _step_of(key)
-        if step is not None:
-            sent[step] += 1
-            keys[key] = step
-    clicks: Counter[str] = Counter()
+        where = _place_of(key)
+        if where is not None:
+            sent[where] += 1
+            keys[key] = where
+    clicks: Counter[tuple[str, str]] = Counter()
     if keys:
         links = queries.link_keys(uow.session, journey_id, now - WEEK)
         clicked = {links.get(token) for token in queries.clicked_tokens(uow.session,
                                                                         now - WEEK)}
         clicks.update(keys[key] for key in clicked if key in keys)
-    steps = set(waiting) | set(held) | set(sent)
-    return {step: StepCounts(waiting[step], due[step], held[step], sent[step], clicks[step])
-            for step in steps}
+    found: dict[str, dict[str, StepCounts]] = {}
+    for place in set(waiting) | set(held) | set(sent):
+        found.setdefault(place[0], {})[place[1]] = StepCounts(
+            waiting[place], due[place], held[place], sent[place], clicks[place])
+    return found
 
 
 def per_journey(counts: dict[str, StepCounts]) -> StepCounts:

@@ -14,32 +14,40 @@ from sqlmodel import Session, col
 from engine.store.tables import Account, Enrollment, Event, Lead, MailOutbox, TrackedLink
 
 
-def enrollment_counts(session: Session, journey_id: str, now: datetime
+def enrollment_counts(session: Session, journey_id: str | None, now: datetime
                       ) -> Sequence[Any]:
-    """(step, status, leads, of them due now) of the journey's active and quarantined
-    enrollments, every version together."""
-    return session.execute(
-        columns(col(Enrollment.step_id), col(Enrollment.status), func.count(),
-                func.sum(case((col(Enrollment.due_at) <= now, 1), else_=0)))
-        .where(col(Enrollment.journey_id) == journey_id,
-               col(Enrollment.status).in_(("active", "quarantined")))
-        .group_by(col(Enrollment.step_id), col(Enrollment.status))).all()
+    """(journey, step, status, leads, of them due now) of the active and quarantined
+    enrollments of one journey (every version together), or of all (None)."""
+    query = (columns(col(Enrollment.journey_id), col(Enrollment.step_id),
+                     col(Enrollment.status), func.count(),
+                     func.sum(case((col(Enrollment.due_at) <= now, 1), else_=0)))
+             .where(col(Enrollment.status).in_(("active", "quarantined")))
+             .group_by(col(Enrollment.journey_id), col(Enrollment.step_id),
+                       col(Enrollment.status)))
+    if journey_id is not None:
+        query = query.where(col(Enrollment.journey_id) == journey_id)
+    return session.execute(query).all()
 
 
-def sent_keys(session: Session, journey_id: str, since: datetime) -> list[str]:
-    """Outbox keys of the journey's mails sent since ``since``."""
+def _prefix(journey_id: str | None) -> str:
+    return f"journey:{journey_id}@" if journey_id is not None else "journey:"
+
+
+def sent_keys(session: Session, journey_id: str | None, since: datetime) -> list[str]:
+    """Outbox keys of the journey's (or every journey's) mails sent since ``since``."""
     return list(session.execute(
         columns(col(MailOutbox.idempotency_key))
-        .where(col(MailOutbox.idempotency_key).startswith(f"journey:{journey_id}@"),
+        .where(col(MailOutbox.idempotency_key).startswith(_prefix(journey_id)),
                col(MailOutbox.status) == "sent", col(MailOutbox.sent_at) >= since)
     ).scalars())
 
 
-def link_keys(session: Session, journey_id: str, since: datetime) -> dict[str, str | None]:
+def link_keys(session: Session, journey_id: str | None, since: datetime
+              ) -> dict[str, str | None]:
     """Token → outbox key of the journey's mail links (not open pixels) made since."""
     return {token: key for token, key in session.execute(
         columns(col(TrackedLink.token_id), col(TrackedLink.outbox_key))
-        .where(col(TrackedLink.outbox_key).startswith(f"journey:{journey_id}@"),
+        .where(col(TrackedLink.outbox_key).startswith(_prefix(journey_id)),
                col(TrackedLink.created_at) >= since, col(TrackedLink.kind) != "open")).all()}
 
 

@@ -102,9 +102,9 @@ def router(ripen: Ripen) -> APIRouter:
         now = ripen.clock()
         rows = []
         with ripen.uow() as uow:
-            for journey in sorted(ripen.config.journeys.values(), key=lambda j: j.id):
-                counts = workbench.step_counts(uow, journey.id, now)
-                rows.append((journey, workbench.per_journey(counts)))
+            counts = workbench.counts_by_journey(uow, now)
+        for journey in sorted(ripen.config.journeys.values(), key=lambda j: j.id):
+            rows.append((journey, workbench.per_journey(counts.get(journey.id, {}))))
         return show(request, "journeys.html", title="Journeys", rows=rows,
                     paused=ripen.journeys.paused())
 
