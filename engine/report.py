@@ -138,21 +138,24 @@ def funnel_report(uow: UnitOfWork, start: datetime, end: datetime) -> FunnelRepo
     groups: dict[str, dict[str, Waterfall]] = {"persona": defaultdict(Waterfall),
                                                "source": defaultdict(Waterfall),
                                                "campaign": defaultdict(Waterfall)}
+    # Counted per (persona, source, campaign, stages reached) first: 100k leads fall into a
+    # few hundred such cells, and the waterfalls are filled from those.
+    tally: Counter[tuple[str, str, str, tuple[bool, ...]]] = Counter()
     for lead in leads:
-        mine = handovers_of.get(lead.id or 0, [])
-        reached = {"inquiries": True, "mql": lead.mql_at is not None or bool(mine),
-                   "sal": any(h.status in ("accepted", "closed") for h in mine),
-                   "sql": bool(sales_stages.get(lead.id or 0, set()) & QUALIFIED)
-                   or any(h.outcome == "won" for h in mine),
-                   "won": any(h.outcome == "won" for h in mine)}
-        keys = {"persona": lead.persona_id or "none", "source": lead.source or "unknown",
-                "campaign": lead.campaign or "none"}
-        for stage, yes in reached.items():
-            if yes:
-                setattr(total, stage, getattr(total, stage) + 1)
-                for group, key in keys.items():
-                    waterfall = groups[group][key]
-                    setattr(waterfall, stage, getattr(waterfall, stage) + 1)
+        mine = handovers_of.get(lead.id or 0, ())
+        won = any(h.outcome == "won" for h in mine)
+        reached = (True, lead.mql_at is not None or bool(mine),
+                   any(h.status in ("accepted", "closed") for h in mine),
+                   bool(sales_stages.get(lead.id or 0, set()) & QUALIFIED) or won, won)
+        tally[(lead.persona_id or "none", lead.source or "unknown",
+               lead.campaign or "none", reached)] += 1
+    for (persona, source, campaign, stages), count in tally.items():
+        for stage, yes in zip(WATERFALL, stages, strict=True):
+            if not yes:
+                continue
+            for waterfall in (total, groups["persona"][persona], groups["source"][source],
+                              groups["campaign"][campaign]):
+                setattr(waterfall, stage, getattr(waterfall, stage) + count)
 
     made = reporting.handovers_made(session, start, end)
     hours = [(h.answered_at - h.created_at).total_seconds() / 3600 for h in made

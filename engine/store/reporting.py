@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
 from engine.store import bulk
@@ -23,11 +25,18 @@ from engine.store.tables import (
     StageEntry,
 )
 
+#: The lead's columns the funnel report reads: plain rows, not ORM objects (100k leads as
+#: objects took over half the report's time).
+REPORTED = (Lead.id, Lead.mql_at, Lead.persona_id, Lead.source, Lead.campaign, Lead.status,
+            Lead.account_id, Lead.job_title)
 
-def leads_created(session: Session, start: datetime, end: datetime) -> Sequence[Lead]:
-    return session.exec(select(Lead).where(col(Lead.created_at) >= start,
-                                           col(Lead.created_at) < end,
-                                           col(Lead.status) != "erased")).all()
+
+def leads_created(session: Session, start: datetime, end: datetime) -> Sequence[Any]:
+    """Rows with the ``REPORTED`` columns (by name: ``row.mql_at``) of the leads created in
+    the period, erased ones left out."""
+    return session.execute(columns(*(col(c) for c in REPORTED)).where(
+        col(Lead.created_at) >= start, col(Lead.created_at) < end,
+        col(Lead.status) != "erased")).all()
 
 
 def handovers_of(session: Session, lead_ids: list[int]) -> dict[int, list[Handover]]:

@@ -44,13 +44,15 @@ def test_a_persona_without_content_fails_strict_and_stale_items_are_listed(
                                                    "published: 2019-05-01", 1))
     loose = ripen("audit", "content", "--root", str(root))
     assert loose.returncode == 0, loose.stderr
-    assert "gap: no content for ingrid-einkauf at INF" in loose.stdout
+    # The shared items (`personas: all`) reach a new persona at once: the newsletter (INF),
+    # customer voices (EVA), the supplier comparison (BEW) and the customer stages; BEF has
+    # nothing shared, so it is her one gap.
+    assert "gap: no content for ingrid-einkauf at BEF" in loose.stdout
     assert "(2019-05-01)" in loose.stdout
     strict = ripen("audit", "content", "--strict", "--root", str(root))
     assert strict.returncode == 1
     gaps = [line for line in strict.stdout.splitlines() if line.startswith("gap:")]
-    assert gaps == [f"gap: no content for ingrid-einkauf at {s}"
-                    for s in ("INF", "BEF", "EVA", "BEW", "AFS", "WIK", "CUS")]
+    assert gaps == ["gap: no content for ingrid-einkauf at BEF"]
 
 
 def test_plan_reproduces_the_rule_of_ten_and_reads_rates(tmp_path: Path) -> None:
