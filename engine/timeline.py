@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.addresses import normalise_email
 from engine.errors import RipenError
+from engine.store.engagement import engaged_link
 from engine.store.tables import (
     Account,
     ConsentRecord,
@@ -100,10 +101,12 @@ def _mail_clicks(uow: UnitOfWork, lead_id: int, events: list[Event]
     for link in uow.rows_of_lead(TrackedLink, lead_id):
         if link.outbox_key:
             tokens[link.outbox_key].add(link.token_id)
-    opened = {str(e.idempotency_key).removeprefix("open:") for e in events
-              if e.type == "open" and e.idempotency_key}
-    clicked = {str((e.data or {}).get("link")) for e in events
-               if e.type == "click" and not e.is_scanner}
+    opened: set[str] = set()
+    clicked: set[str] = set()
+    for e in events:
+        token = engaged_link(e.type, e.idempotency_key, e.data, e.is_scanner)
+        if token is not None:
+            (opened if e.type == "open" else clicked).add(token)
     return tokens, opened, clicked
 
 

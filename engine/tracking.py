@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine.journeys import JourneyRuntime
+from engine.store.engagement import open_key
 from engine.store.tables import Lead, TrackedLink
 from engine.store.uow import UnitOfWork
 from engine.tokens import Purpose, TokenInvalid, Tokens
@@ -94,7 +95,7 @@ def opened(runtime: JourneyRuntime, tokens: Tokens, token: str, *,
         scanner = _within_scanner_window(uow, link, now)
     event = runtime.record_event(lead_id=link.lead_id, type="open", content_id=link.content_id,
                                  source="mail", is_scanner=scanner,
-                                 idempotency_key=f"open:{link.token_id}",
+                                 idempotency_key=open_key(link.token_id),
                                  data={"user_agent": user_agent})
     return event is not None
 

@@ -10,6 +10,7 @@ from sqlalchemy import select as columns
 from sqlmodel import Session, col
 
 from engine.store.bulk import in_chunks
+from engine.store.engagement import engaged_link
 from engine.store.tables import Event, MailOutbox, StageEntry, TrackedLink
 
 
@@ -44,14 +45,9 @@ def variant_counts(session: Session, journey_id: str, step_id: str,
                         col(Event.is_scanner))
                 .where(col(Event.lead_id).in_(chunk),
                        col(Event.type).in_(("open", "click")))).all():
-            if kind == "open" and key and key.startswith("open:"):
-                mail = tokens.get(key.removeprefix("open:"))
-                if mail:
-                    opened.add(mail)
-            elif kind == "click" and not scanner:
-                mail = tokens.get(str((data or {}).get("link")))
-                if mail:
-                    clicked.add(mail)
+            mail = tokens.get(engaged_link(kind, key, data, scanner) or "")
+            if mail:
+                (opened if kind == "open" else clicked).add(mail)
     entered: dict[int, list[datetime]] = defaultdict(list)
     if later_stages:
         for chunk in in_chunks(leads):

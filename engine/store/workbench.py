@@ -11,6 +11,7 @@ from sqlalchemy import case, func, or_
 from sqlalchemy import select as columns
 from sqlmodel import Session, col
 
+from engine.store.engagement import engaged_link
 from engine.store.tables import Account, Enrollment, Event, Lead, MailOutbox, TrackedLink
 
 
@@ -53,10 +54,11 @@ def link_keys(session: Session, journey_id: str | None, since: datetime
 
 def clicked_tokens(session: Session, since: datetime) -> set[str]:
     """Link tokens clicked by a person (not a mail scanner) since ``since``."""
-    return {str((data or {}).get("link")) for data in session.execute(
+    clicked = (engaged_link("click", None, data, False) for data in session.execute(
         columns(col(Event.data)).where(col(Event.type) == "click",
                                        col(Event.is_scanner).is_(False),
-                                       col(Event.occurred_at) >= since)).scalars()}
+                                       col(Event.occurred_at) >= since)).scalars())
+    return {token for token in clicked if token is not None}
 
 
 def leads_at_step(session: Session, journey_id: str, step_id: str, limit: int
