@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from engine import abtest, workbench
@@ -43,7 +43,7 @@ def _fingerprint(key: str) -> str:
 
 
 def router(ripen: Ripen) -> APIRouter:
-    api = APIRouter(prefix=PREFIX, include_in_schema=False)
+    api = APIRouter(include_in_schema=False)
     keys = ripen.settings.api_keys
     secure = ripen.settings.public_base_url.startswith("https://")
 
@@ -60,20 +60,24 @@ def router(ripen: Ripen) -> APIRouter:
             return False
         return any(hmac.compare_digest(held, _fingerprint(key)) for key in keys)
 
-    def to_login(request: Request) -> RedirectResponse:
-        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"{PREFIX}/login?next={quote(wanted, safe='')}",
-                                status_code=303)
+    def signed(request: Request) -> None:
+        """Every page but the login's: an anonymous visitor is sent to the login (303)."""
+        if not signed_in(request):
+            wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise HTTPException(303, "sign in first", headers={
+                "Location": f"{PREFIX}/login?next={quote(wanted, safe='')}"})
+
+    pages = APIRouter(prefix=PREFIX, dependencies=[Depends(signed)])
 
     def show(_: Request, name: str, **context: Any) -> Response:
         return page(f"workbench/{name}", nav=PREFIX, **context)
 
-    @api.get("/login", response_class=HTMLResponse)
+    @api.get(f"{PREFIX}/login", response_class=HTMLResponse)
     def login_form(next: str = PREFIX) -> HTMLResponse:
         return page("workbench/login.html", next=_local(next), error=None,
                     no_keys=not keys)
 
-    @api.post("/login", response_model=None)
+    @api.post(f"{PREFIX}/login", response_model=None)
     async def login(request: Request) -> Response:
         form = await request.form()
         given, wanted = str(form.get("key", "")), _local(str(form.get("next", PREFIX)))
@@ -89,16 +93,14 @@ def router(ripen: Ripen) -> APIRouter:
                           samesite="strict", secure=secure)
         return answer
 
-    @api.post("/logout", response_model=None)
+    @api.post(f"{PREFIX}/logout", response_model=None)
     def logout() -> Response:
         answer = RedirectResponse(f"{PREFIX}/login", status_code=303)
         answer.delete_cookie(COOKIE, path=PREFIX)
         return answer
 
-    @api.get("", response_model=None)
+    @pages.get("", response_model=None)
     def journeys(request: Request) -> Response:
-        if not signed_in(request):
-            return to_login(request)
         now = ripen.clock()
         rows = []
         with ripen.uow() as uow:
@@ -108,10 +110,8 @@ def router(ripen: Ripen) -> APIRouter:
         return show(request, "journeys.html", title="Journeys", rows=rows,
                     paused=ripen.journeys.paused())
 
-    @api.get("/journeys/{journey_id}", response_model=None)
+    @pages.get("/journeys/{journey_id}", response_model=None)
     def journey(request: Request, journey_id: str) -> Response:
-        if not signed_in(request):
-            return to_login(request)
         found = ripen.config.journeys.get(journey_id)
         if found is None:
             return page("workbench/missing.html", 404, nav=PREFIX, title="Not found",
@@ -127,10 +127,8 @@ def router(ripen: Ripen) -> APIRouter:
                     total=workbench.per_journey(counts), source=mermaid(found),
                     paused=found.id in ripen.journeys.paused())
 
-    @api.get("/journeys/{journey_id}/steps/{step_id}", response_model=None)
+    @pages.get("/journeys/{journey_id}/steps/{step_id}", response_model=None)
     def step(request: Request, journey_id: str, step_id: str) -> Response:
-        if not signed_in(request):
-            return to_login(request)
         found = ripen.config.journeys.get(journey_id)
         if found is None or step_id not in found.steps:
             return page("workbench/missing.html", 404, nav=PREFIX, title="Not found",
@@ -140,18 +138,14 @@ def router(ripen: Ripen) -> APIRouter:
         return show(request, "step.html", title=f"{found.id} · {step_id}", journey=found,
                     step_id=step_id, leads=leads)
 
-    @api.get("/leads", response_model=None)
+    @pages.get("/leads", response_model=None)
     def leads(request: Request, q: str = "") -> Response:
-        if not signed_in(request):
-            return to_login(request)
         with ripen.uow() as uow:
             found = workbench.search(uow, q) if q.strip() else []
         return show(request, "leads.html", title="Leads", q=q[:100], leads=found)
 
-    @api.get("/leads/{public_id}", response_model=None)
+    @pages.get("/leads/{public_id}", response_model=None)
     def lead(request: Request, public_id: str) -> Response:
-        if not signed_in(request):
-            return to_login(request)
         with ripen.uow() as uow:
             person = uow.lead_by_public_id(public_id[:32])
         if person is None or not person.email:
@@ -164,20 +158,16 @@ def router(ripen: Ripen) -> APIRouter:
                         what="no such lead (or it was erased)")
         return show(request, "lead.html", title=story.email or "lead", story=story)
 
-    @api.get("/content", response_model=None)
+    @pages.get("/content", response_model=None)
     def content(request: Request) -> Response:
-        if not signed_in(request):
-            return to_login(request)
         report = audit_content(ripen.config, today=ripen.clock().date())
         personas = sorted({c.persona for c in report.cells})
         cells = {(c.persona, c.stage.value): c for c in report.cells}
         return show(request, "content.html", title="Content", report=report,
                     personas=personas, cells=cells)
 
-    @api.get("/funnel", response_model=None)
+    @pages.get("/funnel", response_model=None)
     def funnel(request: Request) -> Response:
-        if not signed_in(request):
-            return to_login(request)
         start, end = period(None, None, ripen.clock())
         with ripen.uow() as uow:
             report = funnel_report(uow, start, end)
@@ -185,6 +175,7 @@ def router(ripen: Ripen) -> APIRouter:
                                                generated=ripen.wall()),
                             headers={"Cache-Control": "no-store"})
 
+    api.include_router(pages)
     return api
 
 
