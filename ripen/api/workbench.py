@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
+import math
+from collections import deque
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -30,12 +32,15 @@ from engine.report import funnel_report, period
 from engine.timeline import UnknownLead, timeline
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
 from ripen import html_report
-from ripen.api.edge import valid_api_key
+from ripen.api.edge import client_ip, valid_api_key
 from ripen.api.pages import page
 
 COOKIE = "ripen_workbench"
 SESSION = timedelta(hours=12)
 PREFIX = "/workbench"
+#: Failed sign-ins an address may make in ``LOCKOUT`` before it must wait (per process).
+FAILED_SIGN_INS = 10
+LOCKOUT = timedelta(minutes=15)
 
 
 def _fingerprint(key: str) -> str:
@@ -77,15 +82,41 @@ def router(ripen: Ripen) -> APIRouter:
         return page("workbench/login.html", next=_local(next), error=None,
                     no_keys=not keys)
 
+    failures: dict[str, deque[datetime]] = {}
+
+    def locked_out(address: str, now: datetime) -> timedelta | None:
+        """How long an address that failed too often must still wait (None: it may try)."""
+        recent = failures.get(address)
+        while recent and recent[0] <= now - LOCKOUT:
+            recent.popleft()
+        if recent is not None and not recent:
+            del failures[address]
+        if recent and len(recent) >= FAILED_SIGN_INS:
+            return recent[0] + LOCKOUT - now
+        return None
+
     @api.post(f"{PREFIX}/login", response_model=None)
     async def login(request: Request) -> Response:
         form = await request.form()
         given, wanted = str(form.get("key", "")), _local(str(form.get("next", PREFIX)))
+        address, now = client_ip(request, ripen.settings.trusted_proxies) or "?", ripen.clock()
+        wait = locked_out(address, now)
+        if wait is not None:
+            minutes = max(1, math.ceil(wait.total_seconds() / 60))
+            return page("workbench/login.html", 429, next=wanted, no_keys=not keys,
+                        headers={"Retry-After": str(math.ceil(wait.total_seconds()))},
+                        error=f"Too many failed sign-ins from your address: try again in "
+                              f"{minutes} min.")
         match = next((key for key in keys if hmac.compare_digest(given.encode(),
                                                                  key.encode())), None)
         if match is None:
+            if len(failures) > 10_000:  # bounded: forget the addresses that stopped trying
+                for stale in [a for a, seen in failures.items() if seen[-1] <= now - LOCKOUT]:
+                    del failures[stale]
+            failures.setdefault(address, deque()).append(now)
             return page("workbench/login.html", 401, next=wanted, no_keys=not keys,
                         error="That is not one of the API keys (RIPEN_API_KEYS).")
+        failures.pop(address, None)
         answer = RedirectResponse(wanted, status_code=303)
         answer.set_cookie(COOKIE, ripen.tokens.dumps(Purpose.WORKBENCH, _fingerprint(match),
                                                      now=ripen.clock()),

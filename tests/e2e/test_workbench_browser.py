@@ -266,3 +266,25 @@ def test_a_lead_page_tells_the_whole_story_in_order(story: tuple[Ripen, str]) ->
             page.screenshot(path=str(ARTIFACTS / "workbench-story.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_an_address_that_guesses_keys_is_locked_out_for_a_while(
+        migrated: Engine, smtp: tuple[SmtpSink, int]) -> None:
+    """Ten wrong keys from one address: the eleventh attempt, even with the right key, gets
+    429 with Retry-After; after 15 minutes the right key works; another address was never
+    locked out."""
+    _, smtp_port = smtp
+    app = _app(migrated, smtp_port)
+    web = client(app)
+    for _ in range(10):
+        wrong = web.post("/workbench/login", data={"key": "guess"}, follow_redirects=False)
+        assert wrong.status_code == 401
+    locked = web.post("/workbench/login", data={"key": API_KEY}, follow_redirects=False)
+    assert locked.status_code == 429
+    assert "try again in 15 min" in locked.text
+    assert 0 < int(locked.headers["retry-after"]) <= 15 * 60
+    assert "set-cookie" not in locked.headers
+    app.clock.advance(timedelta(minutes=15, seconds=1))  # type: ignore[attr-defined]
+    again = web.post("/workbench/login", data={"key": API_KEY}, follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["set-cookie"].startswith("ripen_workbench=")
