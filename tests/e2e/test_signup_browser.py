@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,15 +28,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 
 
-@pytest.fixture
-def served(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ripen, str]]:
-    """The app under uvicorn on loopback; its links point at that address."""
-    _, smtp_port = smtp
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    app = Ripen(settings=load_settings(mail_url=f"smtp://127.0.0.1:{smtp_port}?starttls=no",
-                                       public_base_url=base, secret_keys=["b" * 40]),
-                config=load_and_compile(ConfigPaths.under(REPO)), db=migrated)
+@contextmanager
+def serving(app: Ripen, port: int | None = None) -> Iterator[str]:
+    """The app under uvicorn on loopback (on ``port``, or a free one); yields its address."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -45,10 +41,23 @@ def served(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ripen
         time.sleep(0.05)
     assert server.started
     try:
-        yield app, base
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ripen, str]]:
+    """The app under uvicorn on loopback; its links point at that address."""
+    _, smtp_port = smtp
+    port = free_port()
+    app = Ripen(settings=load_settings(mail_url=f"smtp://127.0.0.1:{smtp_port}?starttls=no",
+                                       public_base_url=f"http://127.0.0.1:{port}",
+                                       secret_keys=["b" * 40]),
+                config=load_and_compile(ConfigPaths.under(REPO)), db=migrated)
+    with serving(app, port) as base:
+        yield app, base
 
 
 def _wait_for_mail(sink: SmtpSink, count: int) -> None:

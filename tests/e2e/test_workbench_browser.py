@@ -5,15 +5,11 @@ page tells its story. Screenshots go to test-artifacts/ (the README's come from 
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -23,10 +19,9 @@ from engine.clock import ManualClock
 from engine.config.compiler import load_and_compile
 from engine.config.loader import ConfigPaths
 from engine.settings import load_settings
-from ripen.api.app import create_app
-from tests.conftest import API_KEY, SmtpSink, free_port
+from tests.conftest import API_KEY, SmtpSink
 from tests.consent_helpers import client
-from tests.e2e.test_signup_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.test_signup_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serving
 from tests.factories import NOW, REPO
 from tests.integration.test_journeys import click_first_link, confirmed_lead, marketing, tick
 
@@ -48,27 +43,8 @@ def workbench(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ri
     assert len(mails) == 3
     click_first_link(app, next(m for m in mails if m["To"] == PEOPLE[0]))
     tick(app)
-    with _served(app) as base:
+    with serving(app) as base:
         yield app, base
-
-
-@contextmanager
-def _served(app: Ripen) -> Iterator[str]:
-    """The API under uvicorn on loopback."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _app(migrated: Engine, smtp_port: int) -> Ripen:
@@ -232,7 +208,7 @@ def story(migrated: Engine, smtp: tuple[SmtpSink, int]) -> Iterator[tuple[Ripen,
         if len([m for m in marketing(sink) if m["To"] == STORY]) > before:
             break
     assert len([m for m in marketing(sink) if m["To"] == STORY]) > before
-    with _served(app) as base:
+    with serving(app) as base:
         yield app, base
 
 
