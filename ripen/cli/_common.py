@@ -50,75 +50,26 @@ def _root(version: Annotated[bool, typer.Option(
     """ripen: B2B lead nurturing."""
 
 
-db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+def group(name: str, help: str) -> typer.Typer:
+    """A command group (``ripen NAME …``): a sub-app that shows its help when called bare."""
+    sub = typer.Typer(help=help, no_args_is_help=True)
+    app.add_typer(sub, name=name)
+    return sub
 
 
-app.add_typer(db_app, name="db")
-
-
-consent_app = typer.Typer(help="Consent records (double opt-in proof).", no_args_is_help=True)
-
-
-app.add_typer(consent_app, name="consent")
-
-
-bounces_app = typer.Typer(help="Asynchronous bounces and spam complaints.",
-                          no_args_is_help=True)
-
-
-app.add_typer(bounces_app, name="bounces")
-
-
-handovers_app = typer.Typer(help="Handovers to sales and their signed webhook deliveries.",
-                            no_args_is_help=True)
-
-
-app.add_typer(handovers_app, name="handovers")
-
-
-routing_app = typer.Typer(help="Lead routing to reps.", no_args_is_help=True)
-
-
-app.add_typer(routing_app, name="routing")
-
-
-gdpr_app = typer.Typer(help="GDPR: export or erase one person's data.", no_args_is_help=True)
-
-
-app.add_typer(gdpr_app, name="gdpr")
-
-
-outbox_app = typer.Typer(help="The mail outbox: what was sent, what waits, what is unknown.",
-                         no_args_is_help=True)
-
-
-app.add_typer(outbox_app, name="outbox")
-
-
-leads_app = typer.Typer(help="One lead's timeline; leads held back by a failure of their "
-                             "own: list and retry.", no_args_is_help=True)
-
-
-app.add_typer(leads_app, name="leads")
+db_app = group("db", "The database: migrations.")
+consent_app = group("consent", "Consent records (double opt-in proof).")
+bounces_app = group("bounces", "Asynchronous bounces and spam complaints.")
+handovers_app = group("handovers", "Handovers to sales and their signed webhook deliveries.")
+routing_app = group("routing", "Lead routing to reps.")
+gdpr_app = group("gdpr", "GDPR: export or erase one person's data.")
+outbox_app = group("outbox", "The mail outbox: what was sent, what waits, what is unknown.")
+leads_app = group("leads", "One lead's timeline; leads held back by a failure of their own: "
+                           "list and retry.")
 app.add_typer(leads_app, name="lead", hidden=True)  # `ripen lead show EMAIL` reads naturally
-
-
-journeys_app = typer.Typer(help="Journeys at run time: pause and resume them.",
-                           no_args_is_help=True)
-
-
-app.add_typer(journeys_app, name="journeys")
-
-
-audit_app = typer.Typer(help="Audits of the configuration (content gaps).",
-                        no_args_is_help=True)
-
-
-app.add_typer(audit_app, name="audit")
-
-personas_app = typer.Typer(help="Personas: which one a lead would get, and why.",
-                           no_args_is_help=True)
-app.add_typer(personas_app, name="personas")
+journeys_app = group("journeys", "Journeys at run time: pause and resume them.")
+audit_app = group("audit", "Audits of the configuration (content gaps).")
+personas_app = group("personas", "Personas: which one a lead would get, and why.")
 
 
 out = Console(highlight=False)
