@@ -407,8 +407,11 @@ WORKBENCH_RUNS = 5
 def s7_workbench(backend: str) -> Figures:
     """The workbench's pages on 100k leads after a tick that sent 10k mails (a tenth of
     them clicked): the median of five requests per page, the slowest page against 300 ms;
-    ``/health`` (one query) is the floor of a request through the same app."""
+    ``/health`` (one query) is the floor of a request through the same app. The funnel page
+    shows the report the maintenance run keeps: its counting is timed apart (the detail)."""
     from fastapi.testclient import TestClient
+
+    from engine import kept
 
     from engine.tracking import follow
     from ripen.api.app import create_app
@@ -427,6 +430,8 @@ def s7_workbench(backend: str) -> Figures:
             follow(ripen.journeys, ripen.tokens, ripen.tokens.dumps(
                 Purpose.CLICK, token, now=NOW), user_agent="Mozilla/5.0 Firefox/140", ip=None)
         assert lead is not None
+        with ripen.uow() as uow:  # what the maintenance run does every 15 minutes
+            counted = kept.keep_funnel(uow, ripen.clock(), time.perf_counter).seconds
         client = TestClient(create_app(ripen), base_url="https://ripen.example",
                             headers={"authorization": f"Bearer {ripen.settings.api_keys[0]}"})
         journey = ripen.config.journeys["monika-marketing"]
@@ -451,7 +456,9 @@ def s7_workbench(backend: str) -> Figures:
         "value": times[slowest], "unit": "ms", "baseline": times["health"],
         "baseline_name": "/health through the same app",
         "detail": f"slowest: {slowest}; " + ", ".join(f"{n} {t:.0f} ms"
-                                                     for n, t in times.items()),
+                                                     for n, t in times.items())
+                  + f"; the funnel the page shows was counted by the maintenance run in "
+                    f"{counted * 1000:.0f} ms",
         "targets": {"max": 300}}}
 
 

@@ -95,6 +95,21 @@ class FunnelReport:
                 data[group][key]["conversions"] = waterfall.conversions()
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FunnelReport:
+        """The report ``as_json`` wrote (a kept report is stored that way)."""
+        def waterfall(counts: dict[str, Any]) -> Waterfall:
+            return Waterfall(**{stage: int(counts[stage]) for stage in WATERFALL})
+
+        fields = dict(data)
+        fields["start"] = datetime.fromisoformat(data["start"])
+        fields["end"] = datetime.fromisoformat(data["end"])
+        fields["total"] = waterfall(data["total"])
+        for group in ("by_persona", "by_source", "by_campaign"):
+            fields[group] = {key: waterfall(counts) for key, counts in data[group].items()}
+        fields["stages"] = [StageFlow(**flow) for flow in data["stages"]]
+        return cls(**fields)
+
 
 def day(text: str, option: str) -> datetime:
     """Midnight UTC of a day written YYYY-MM-DD; RipenError names ``option``."""

@@ -82,9 +82,9 @@ def counts_by_journey(uow: UnitOfWork, now: datetime, journey_id: str | None = N
             keys[key] = where
     clicks: Counter[tuple[str, str]] = Counter()
     if keys:
-        links = queries.link_keys(uow.session, journey_id, now - WEEK)
-        clicked = {links.get(token) for token in queries.clicked_tokens(uow.session,
-                                                                        now - WEEK)}
+        tokens = queries.clicked_tokens(uow.session, now - WEEK)
+        links = queries.link_keys(uow.session, journey_id, now - WEEK, tokens)
+        clicked = {links.get(token) for token in tokens}
         clicks.update(keys[key] for key in clicked if key in keys)
     found: dict[str, dict[str, StepCounts]] = {}
     for place in set(waiting) | set(held) | set(sent):

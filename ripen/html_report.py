@@ -78,14 +78,15 @@ def charts(report: FunnelReport) -> list[Chart]:
 
 def render(report: FunnelReport, *, title: str, generated: datetime,
            simulation: dict[str, Any] | None = None,
-           ab_tests: list[dict[str, Any]] | None = None) -> str:
+           ab_tests: list[dict[str, Any]] | None = None, note: str | None = None) -> str:
     """The whole page. ``simulation``: a simulation's results (``ripen simulate --html``);
-    ``ab_tests``: the A/B tests' results (a simulation's are in it)."""
+    ``ab_tests``: the A/B tests' results (a simulation's are in it); ``note``: a line under
+    the period (how the numbers were made)."""
     tests = ab_tests if ab_tests is not None else (simulation or {}).get("ab_tests", [])
     return _env.get_template("report.html.j2").render(
         title=title, generated=generated, report=report, data=report.as_json(),
         charts=charts(report), pct=_pct, waterfall=WATERFALL, simulation=simulation,
-        ab_tests=tests)
+        ab_tests=tests, note=note)
 
 
 def write(path: Path, html: str) -> None:

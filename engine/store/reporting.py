@@ -17,6 +17,7 @@ from engine.store.tables import (
     Enrollment,
     Event,
     Handover,
+    KeptReport,
     Lead,
     MailOutbox,
     SendDeferral,
@@ -208,3 +209,18 @@ def sales_stages_of(session: Session, lead_ids: list[int]) -> dict[int, set[str]
             if isinstance(stage, str):
                 found.setdefault(lead_id, set()).add(stage)
     return found
+
+
+def kept(session: Session, name: str) -> KeptReport | None:
+    return session.get(KeptReport, name)
+
+
+def keep(session: Session, name: str, *, start: datetime, end: datetime, computed_at: datetime,
+         seconds: float, data: dict[str, Any]) -> None:
+    """Replace the kept report ``name``."""
+    row = session.get(KeptReport, name) or KeptReport(
+        name=name, period_start=start, period_end=end, computed_at=computed_at,
+        seconds=seconds, data=data)
+    row.period_start, row.period_end, row.computed_at = start, end, computed_at
+    row.seconds, row.data = seconds, data
+    session.add(row)

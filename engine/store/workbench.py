@@ -3,7 +3,7 @@ journey's enrollments, the week's sent mails and clicks, the leads at a step, a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,8 @@ from sqlalchemy import case, func, or_
 from sqlalchemy import select as columns
 from sqlmodel import Session, col
 
+from engine.store import bulk
+from engine.store.bulk import in_chunks
 from engine.store.engagement import engaged_link
 from engine.store.tables import Account, Enrollment, Event, Lead, MailOutbox, TrackedLink
 
@@ -43,13 +45,19 @@ def sent_keys(session: Session, journey_id: str | None, since: datetime) -> list
     ).scalars())
 
 
-def link_keys(session: Session, journey_id: str | None, since: datetime
-              ) -> dict[str, str | None]:
-    """Token → outbox key of the journey's mail links (not open pixels) made since."""
-    return {token: key for token, key in session.execute(
-        columns(col(TrackedLink.token_id), col(TrackedLink.outbox_key))
-        .where(col(TrackedLink.outbox_key).startswith(_prefix(journey_id)),
-               col(TrackedLink.created_at) >= since, col(TrackedLink.kind) != "open")).all()}
+def link_keys(session: Session, journey_id: str | None, since: datetime,
+              tokens: Iterable[str]) -> dict[str, str | None]:
+    """Token → outbox key of those of ``tokens`` that are the journey's mail links (not open
+    pixels) made since ``since``: looked up by token (the clicked few, not the week's links)."""
+    found: dict[str, str | None] = {}
+    for chunk in in_chunks(tokens):
+        found.update(session.execute(
+            columns(col(TrackedLink.token_id), col(TrackedLink.outbox_key))
+            .where(bulk.among(session, col(TrackedLink.token_id), chunk),
+                   col(TrackedLink.outbox_key).startswith(_prefix(journey_id)),
+                   col(TrackedLink.created_at) >= since,
+                   col(TrackedLink.kind) != "open")).tuples().all())
+    return found
 
 
 def clicked_tokens(session: Session, since: datetime) -> set[str]:

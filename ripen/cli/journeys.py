@@ -276,7 +276,8 @@ def _announce(event: str, journey: str) -> None:
 
 @app.command()
 def maintenance(as_json: JsonOption = False) -> None:
-    """Run the maintenance flow once: DOI reminders, purge of unconfirmed sign-ups, outbox."""
+    """Run the maintenance flow once: DOI reminders, purge of unconfirmed sign-ups, SLA
+    timers, outbox, retention, and the funnel report the workbench shows."""
     settings = load_cli_settings()
     prepare_prefect(settings)
     from engine.bootstrap import bootstrap
@@ -295,4 +296,5 @@ def maintenance(as_json: JsonOption = False) -> None:
         return
     out.print(f"reminders {result['reminded']}, purged {result['purged']}, "
               f"SLA escalations {result['escalated']}, webhooks {result['webhooks']}, "
-              f"mail {result['mail']}", markup=False, soft_wrap=True)
+              f"mail {result['mail']}, funnel report kept in {result['funnel_seconds']} s",
+              markup=False, soft_wrap=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from datetime import timedelta
 
+from engine import kept
 from engine.bootstrap import Ripen
-from engine.report import funnel_report
+from engine.report import FunnelReport, funnel_report
 from engine.report import period as period_of
 from engine.store.tables import (
     Account,
@@ -23,6 +25,8 @@ from engine.store.tables import (
 from tests.conftest import API_KEY
 from tests.consent_helpers import client
 from tests.factories import NOW, lead
+
+KEY = {"authorization": f"Bearer {API_KEY}"}
 
 
 def _handover(lead_id: int, **fields: object) -> Handover:
@@ -77,6 +81,8 @@ def test_report_counts_match_a_known_history(ripen_app: Ripen) -> None:
                                    "missing_company": 2, "missing_industry": 2,
                                    "missing_company_size": 2, "missing_region": 2,
                                    "merged_duplicates": 1, "refused_addresses": 1}
+    # A kept report (the workbench's funnel) reads back as the same report.
+    assert FunnelReport.from_json(json.loads(json.dumps(data))) == report
 
 
 
@@ -101,6 +107,51 @@ def test_the_api_serves_the_report_to_operators(ripen_app: Ripen) -> None:
     assert (bad.status_code, bad.json()) == (
         400, {"error": 'since "yesterday" is not a date like 2026-10-01'})
     assert api.get("/reports/funnel", params={"format": "pdf"}, headers=key).status_code == 422
+
+
+def _inquiries(page: str, persona: str) -> int:
+    """The persona's inquiries in the funnel page's waterfall table."""
+    found = re.search(rf"<tr><td>{re.escape(persona)}</td><td>(\d+)</td>", page)
+    assert found is not None, page
+    return int(found.group(1))
+
+
+def test_the_workbench_funnel_is_the_kept_report_and_says_so(ripen_app: Ripen) -> None:
+    """The funnel page reads the report the maintenance run kept (counting 100k leads per
+    page view is too slow), names its time, and counts live when there is none or it is
+    older than two maintenance intervals."""
+    _known_history(ripen_app)
+    api = client(ripen_app)
+    assert api.get("/workbench/funnel", follow_redirects=False).status_code == 303  # login
+    first = api.get("/workbench/funnel", headers=KEY)
+    assert first.status_code == 200
+    assert _inquiries(first.text, "monika-marketing") == 4
+    assert "kept by the maintenance run (every 15 min)" in first.text
+    assert "generated 2026-11-23 09:00 UTC" in first.text
+
+    def one_more() -> None:
+        with ripen_app.uow() as uow:
+            uow.add(lead(source="website", persona_id="monika-marketing",
+                         created_at=ripen_app.clock()))
+            uow.commit()
+
+    one_more()
+    ripen_app.clock.advance(timedelta(minutes=20))  # type: ignore[attr-defined]
+    again = api.get("/workbench/funnel", headers=KEY).text
+    assert _inquiries(again, "monika-marketing") == 4  # the kept report, with its time
+    assert "generated 2026-11-23 09:00 UTC" in again
+
+    with ripen_app.uow() as uow:  # what the maintenance run's keep-funnel task does
+        kept.keep_funnel(uow, ripen_app.clock(), ripen_app.monotonic)
+    fresh = api.get("/workbench/funnel", headers=KEY).text
+    assert (_inquiries(fresh, "monika-marketing"), "generated 2026-11-23 09:20 UTC" in fresh
+            ) == (5, True)
+
+    one_more()
+    ripen_app.clock.advance(timedelta(minutes=31))  # two 15-min maintenance runs missed
+    late = api.get("/workbench/funnel", headers=KEY).text
+    assert (_inquiries(late, "monika-marketing"), "generated 2026-11-23 09:51 UTC" in late
+            ) == (6, True)
 
 
 def _known_history(ripen_app: Ripen) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from engine import kept
 from engine.bootstrap import Ripen
 from engine.clock import ManualClock
 from engine.config.compiler import load_and_compile
@@ -74,6 +75,12 @@ def test_maintenance_flow_sends_reminders_and_purges(ripen_app: Ripen) -> None:
     with ripen_app.uow() as uow:
         assert uow.lead_by_email("old@example.com") is None
         assert uow.lead_by_email("remind@example.com") is not None
+        # and it keeps the funnel report for the workbench, counted at its (injected) time
+        found = kept.kept_funnel(uow, ripen_app.clock(), timedelta(minutes=1))
+    assert isinstance(result["funnel_seconds"], float)
+    assert found is not None
+    assert found.computed_at == ripen_app.clock()
+    assert found.report.total.inquiries == 1  # remind@ (old@ was purged before it)
 
 
 def test_each_journey_with_work_is_a_flow_run_of_its_own_with_counts_and_artifacts(
