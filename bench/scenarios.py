@@ -412,7 +412,6 @@ def s7_workbench(backend: str) -> Figures:
     from fastapi.testclient import TestClient
 
     from engine import kept
-
     from engine.tracking import follow
     from ripen.api.app import create_app
 
