@@ -35,7 +35,7 @@ from engine import kept, quarantine, retention, runs
 from engine.errors import RipenError
 from engine.journeys import TickPlan
 from flows import runtime
-from flows.journeys import journey_flow
+from flows.journeys import journey_flow, journey_runs
 from flows.server import ensure_temporary_server
 
 #: The summary of each flow run of this process, by flow run id, until ``run_tick`` or
@@ -166,15 +166,17 @@ def tick_flow(now: datetime | None = None) -> Any:
     for journey_id, version, why in plan.unknown:
         failures.append(f"journey {journey_id}@{version}: has due leads but cannot run ({why})")
     journeys: dict[str, dict[str, Any]] = {}
-    for work in plan.work:
-        state = journey_flow(work.journey).run(work, at)
-        name = f"{work.journey.id}@{work.journey.version}"
-        if state.is_completed():
-            journeys[name] = state.result()
-        else:
-            failures.append(f"journey {name}: {state.message or state.name}")
-            journeys[name] = {"journey": work.journey.id, "version": work.journey.version,
-                              "failed": state.message or state.name}
+    with journey_runs():
+        for work in plan.work:
+            state = journey_flow(work.journey).run(work, at)
+            name = f"{work.journey.id}@{work.journey.version}"
+            if state.is_completed():
+                journeys[name] = state.result()
+            else:
+                failures.append(f"journey {name}: {state.message or state.name}")
+                journeys[name] = {"journey": work.journey.id,
+                                  "version": work.journey.version,
+                                  "failed": state.message or state.name}
     qualified = _part(qualify, "qualify", failures)
     hooks = _part(send_webhooks, "send-webhooks", failures)
     mail = _part(send_mail, "send-mail", failures)
