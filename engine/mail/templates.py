@@ -26,6 +26,7 @@ from jinja2 import (
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import Problem
+from engine.mail.wrap import wordwrap
 
 PARTS = ("html", "txt")
 SUFFIX = ".j2"
@@ -39,8 +40,9 @@ REQUIRED_IN_MARKETING = {
 
 
 def make_environment(folder: Path) -> SandboxedEnvironment:
-    """The one environment for marketer-written templates: sandboxed, autoescaped, strict."""
-    return SandboxedEnvironment(
+    """The one environment for marketer-written templates: sandboxed, autoescaped, strict;
+    ``wordwrap`` is Jinja's, made cheap for lines that already fit (engine/mail/wrap.py)."""
+    environment = SandboxedEnvironment(
         loader=FileSystemLoader(str(folder)),
         autoescape=select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
         undefined=StrictUndefined,
@@ -49,6 +51,8 @@ def make_environment(folder: Path) -> SandboxedEnvironment:
         keep_trailing_newline=True,
         auto_reload=False,  # compiled once per process; `{% extends %}` must not stat files
     )
+    environment.filters["wordwrap"] = wordwrap
+    return environment
 
 
 @dataclass(frozen=True)
