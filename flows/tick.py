@@ -271,8 +271,9 @@ def _publish_maintenance(summary: dict[str, Any], at: datetime) -> None:
     lines = [f"## Maintenance at {at:%Y-%m-%d %H:%M} UTC", "",
              f"DOI reminders {summary['reminded']}, unconfirmed sign-ups purged "
              f"{summary['purged']}, SLA escalations {summary['escalated']}, webhooks "
-             f"{summary['webhooks']}, outbox {summary['mail']}; funnel report kept in "
-             f"{summary['funnel_seconds']} s.", "",
+             f"{summary['webhooks']}, outbox {summary['mail']}"
+             + (f"; funnel report kept in {summary['funnel_seconds']} s."
+                if summary["funnel_seconds"] is not None else "."), "",
              "| retention class | purged |", "| --- | ---: |",
              *[f"| {name} | {count} |" for name, count in purged.items()]]
     if summary["failures"]:

@@ -205,9 +205,10 @@ def router(ripen: Ripen) -> APIRouter:
             report = kept.kept_funnel(uow, now, max_age)
             if report is None:
                 report = kept.keep_funnel(uow, now, ripen.monotonic)
+        every = ripen.settings.maintenance_seconds
         note = (f"Counted in {report.seconds:.1f} s and kept by the maintenance run (every "
-                f"{ripen.settings.maintenance_seconds // 60} min); `ripen report` counts live "
-                "for any period.")
+                + (f"{every // 60} min" if every >= 120 else f"{every} s")
+                + "); ripen report counts live, for any period.")
         return HTMLResponse(html_report.render(report.report, title="ripen funnel report",
                                                generated=report.computed_at, note=note),
                             headers={"Cache-Control": "no-store"})

@@ -296,5 +296,6 @@ def maintenance(as_json: JsonOption = False) -> None:
         return
     out.print(f"reminders {result['reminded']}, purged {result['purged']}, "
               f"SLA escalations {result['escalated']}, webhooks {result['webhooks']}, "
-              f"mail {result['mail']}, funnel report kept in {result['funnel_seconds']} s",
+              f"mail {result['mail']}" + (f", funnel report kept in {result['funnel_seconds']} s"
+                                          if result.get("funnel_seconds") is not None else ""),
               markup=False, soft_wrap=True)
