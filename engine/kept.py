@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
 from engine.report import FunnelReport, funnel_report, period
 from engine.store import reporting
 from engine.store.uow import UnitOfWork
@@ -38,14 +36,11 @@ def keep_funnel(uow: UnitOfWork, now: datetime, monotonic: Callable[[], float]) 
     began = monotonic()
     report = funnel_report(uow, start, end)
     seconds = monotonic() - began
-    try:
-        reporting.keep(uow.session, FUNNEL, start=start, end=end, computed_at=now,
-                       seconds=seconds, data=report.as_json())
-        uow.commit()
-    except IntegrityError:
-        # Another process kept its count first (two first page views, or the maintenance
-        # run beside one): theirs stays, this one is shown all the same.
-        uow.session.rollback()
+    reporting.keep(uow.session, FUNNEL, start=start, end=end, computed_at=now,
+                   seconds=seconds, data=report.as_json())
+    # False when another process kept its count first (two first page views, or the
+    # maintenance run beside one): theirs stays, this one is shown all the same.
+    uow.commit_unless_taken()
     return Kept(report, now, seconds)
 
 

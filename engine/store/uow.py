@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy import select as columns
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from engine.store import batched, bulk, enrollments, mailqueue
@@ -73,6 +74,16 @@ class UnitOfWork:
             bulk.insert(self.session, table, rows)
         self._later.clear()
         self.session.commit()
+
+    def commit_unless_taken(self) -> bool:
+        """Commit; False (rolled back) when a unique key was taken by another transaction
+        meanwhile (e.g. a kept report two processes computed at once: the first stays)."""
+        try:
+            self.commit()
+        except IntegrityError:
+            self.session.rollback()
+            return False
+        return True
 
     def insert_later(self, table: type[SQLModel], row: dict[str, Any]) -> None:
         """A row nothing reads back in this transaction (stage history, webhook deliveries,
