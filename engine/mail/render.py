@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +23,20 @@ _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_link_tags=F
                                  keep_at_rules=True)
 _STYLE_BLOCK = re.compile(r"<style", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t]+")
-
-
 _STYLE_CONTENT = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
-_only_at_rules_seen: dict[str, bool] = {}
 
 
+@lru_cache(maxsize=256)  # the templates' style blocks, not one per mail
 def only_at_rules(css: str) -> bool:
     """Whether a style block holds nothing but @-rules (``@media`` …): nothing to inline."""
-    known = _only_at_rules_seen.get(css)
-    if known is not None:
-        return known
     depth, in_rule = 0, False
     for char in _CSS_COMMENT.sub("", css):
         if depth == 0 and not in_rule:
             if char.isspace():
                 continue
             if char != "@":
-                break  # a plain rule (``p { … }``) at the top level
+                return False  # a plain rule (``p { … }``) at the top level
             in_rule = True
         if char == "{":
             depth += 1
@@ -50,15 +46,7 @@ def only_at_rules(css: str) -> bool:
                 depth, in_rule = 0, False
         elif char == ";" and depth == 0:
             in_rule = False  # ``@import …;``, ``@charset …;``
-    else:
-        return _remember(css, True)
-    return _remember(css, False)
-
-
-def _remember(css: str, answer: bool) -> bool:
-    if len(_only_at_rules_seen) < 256:  # the templates' blocks; not a per-mail cache
-        _only_at_rules_seen[css] = answer
-    return answer
+    return True
 
 
 def inline_css(html: str) -> str:
@@ -66,11 +54,11 @@ def inline_css(html: str) -> str:
     style blocks hold only @-rules (the shipped templates: their CSS is written inline and
     only the dark-mode ``@media`` rules are in a block), is returned as is: parsing and
     writing the whole mail again (~160 µs) would change nothing a mail client sees."""
-    if _STYLE_BLOCK.search(html) is None:
+    opened = len(_STYLE_BLOCK.findall(html))
+    if not opened:
         return html
     blocks = _STYLE_CONTENT.findall(html)
-    if blocks and len(blocks) == len(_STYLE_BLOCK.findall(html)) and all(
-            only_at_rules(css) for css in blocks):
+    if len(blocks) == opened and all(only_at_rules(css) for css in blocks):
         return html
     return str(_INLINER.inline(html))
 
