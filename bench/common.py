@@ -42,13 +42,15 @@ def peak_rss_mib() -> float:
 
 
 @contextmanager
-def fresh_database(backend: str) -> Iterator[Engine]:
-    """A new, migrated database: a SQLite file, or a new PostgreSQL database (dropped after)."""
+def fresh_database(backend: str, *, migrate: bool = True) -> Iterator[Engine]:
+    """A new, migrated database: a SQLite file, or a new PostgreSQL database (dropped after);
+    left empty with ``migrate=False``."""
     if backend == "sqlite":
         folder = Path(tempfile.mkdtemp(prefix="ripen-bench-"))
         engine = database.make_engine(f"sqlite:///{folder / 'bench.db'}")
         try:
-            database.upgrade(engine)
+            if migrate:
+                database.upgrade(engine)
             yield engine
         finally:
             engine.dispose()
@@ -61,7 +63,8 @@ def fresh_database(backend: str) -> Iterator[Engine]:
     url = make_url(database.normalise_url(PG_ADMIN)).set(database=name)
     engine = database.make_engine(url.render_as_string(hide_password=False))
     try:
-        database.upgrade(engine)
+        if migrate:
+            database.upgrade(engine)
         yield engine
     finally:
         engine.dispose()
@@ -78,6 +81,14 @@ def bench_config(*, webhook_url: str | None = None, recycle_copies: int = 0) -> 
     """The example configuration without the relay rate limit (we measure us, not a bucket);
     with ``webhook_url`` the CRM endpoint points there (loopback allowed); with
     ``recycle_copies`` that many copies of the recycling journey (``wiedervorlage-2`` …)."""
+    config = load_and_compile(ConfigPaths.under(
+        bench_home(webhook_url=webhook_url, recycle_copies=recycle_copies)))
+    assert config.mail.rate_limit is None, "the bench config must not pace the relay"
+    return config
+
+
+def bench_home(*, webhook_url: str | None = None, recycle_copies: int = 0) -> Path:
+    """A RIPEN_HOME holding ``bench_config``'s files (removed when the process ends)."""
     root = Path(tempfile.mkdtemp(prefix="ripen-bench-config-"))
     for folder in ("config", "content", "templates"):
         shutil.copytree(REPO / folder, root / folder)
@@ -93,9 +104,7 @@ def bench_config(*, webhook_url: str | None = None, recycle_copies: int = 0) -> 
             "url: https://crm.example.com/hooks/ripen",
             f"url: {webhook_url}\n    allow_private: true"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)  # templates load lazily
-    config = load_and_compile(ConfigPaths.under(root))
-    assert config.mail.rate_limit is None, "the bench config must not pace the relay"
-    return config
+    return root
 
 
 def app(engine: Engine, smtp_port: int, *, config: CompiledConfig | None = None,
@@ -140,15 +149,23 @@ def postfix_sink_binary() -> Path | None:
 
 
 @contextmanager
-def smtp_sink() -> Iterator[Sink]:
-    """Postfix's smtp-sink on loopback (accepts and discards); aiosmtpd if it is missing."""
+def smtp_sink(dump: Path | None = None) -> Iterator[Sink]:
+    """Postfix's smtp-sink on loopback (accepts and discards); aiosmtpd if it is missing.
+
+    With ``dump``, Postfix's sink appends every message it accepts to that file (its folder
+    must be writable by ``nobody``), so that what arrived can be counted; it is refused with
+    the fallback, which could not keep up."""
     binary = postfix_sink_binary()
     port = _free_port()
+    if binary is None and dump is not None:
+        raise RuntimeError("counting received mail needs Postfix's smtp-sink (apt-get download "
+                           "postfix failed)")
     if binary is not None:
         env = {**os.environ, "LD_LIBRARY_PATH": str(binary.parent.parent / "lib" / "postfix")}
-        process = subprocess.Popen([str(binary), "-u", "nobody", f"127.0.0.1:{port}",  # noqa: S603
-                                    "1000"], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        options = ["-D", str(dump)] if dump is not None else []
+        process = subprocess.Popen([str(binary), "-u", "nobody", *options,  # noqa: S603
+                                    f"127.0.0.1:{port}", "1000"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _wait_for(port)
             yield Sink("postfix smtp-sink", port)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -166,3 +166,17 @@ def spread_due(ripen: Ripen, journey_ids: list[str], *, now: datetime | None = N
                                                    table.c.id % ways == k).values(
                 journey_id=journey.id, journey_version=journey.version, stage=stage.value,
                 step_id=journey.entry[stage]))
+
+
+def make_due(ripen: Ripen, count: int, *, now: datetime | None = None) -> int:
+    """Make the active enrollments of the first ``count`` leads due now (a minute ago), as
+    ``seed`` makes its due ones; returns how many are due after it."""
+    now = now or ripen.clock()
+    table = Enrollment.__table__  # type: ignore[attr-defined]
+    with ripen.db.begin() as connection:
+        connection.execute(update(table).where(table.c.lead_id <= count,
+                                               table.c.status == "active").values(
+            due_at=now - timedelta(minutes=1)))
+        due = connection.execute(select(func.count()).select_from(table).where(
+            table.c.status == "active", table.c.due_at <= now)).scalar_one()
+    return int(due)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import ONCE, SCENARIOS
+from bench.scenarios import ONCE, ONLY, SCENARIOS
 
 RESULTS = Path(__file__).parent / "results.json"
 
@@ -65,6 +65,11 @@ def _verdict(figure: dict[str, Any]) -> str:
     if "share" in targets and figure.get("limit") and \
             value / figure["limit"] < targets["share"]:
         missed.append(f"target ≥ {targets['share']} of limit")
+    if "rss_max" in targets and figure["peak_rss_mib"] > targets["rss_max"]:
+        missed.append(f"target peak RSS ≤ {targets['rss_max'] * 2**20 / 1e6:.0f} MB")
+    for count in ("duplicates", "lost"):
+        if count in targets and figure.get(count, 0) > targets[count]:
+            missed.append(f"target {count} = {targets[count]}")
     if "p99" in targets and figure.get("p99") is not None and figure["p99"] > targets["p99"]:
         missed.append(f"target p99 ≤ {targets['p99']} s")
     figure["met"] = not missed
@@ -109,6 +114,8 @@ def main() -> None:
     failed = False
     for name in args.scenarios:
         backends = ["sqlite"] if name in ONCE else args.backends.split(",")
+        if name in ONLY:
+            backends = [b for b in backends if b == ONLY[name]]
         for backend in backends:
             started = time.monotonic()
             child = subprocess.run(  # noqa: S603
