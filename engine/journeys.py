@@ -414,10 +414,19 @@ class JourneyRuntime:
         while True:
             now = self.clock()
             with self.uow() as uow:
-                due = uow.claim_due(journey_id=journey.id, version=journey.version,
-                                    step_id=step.id, now=now, limit=limit)
-                if not due:
+                claimed_due = uow.claim_due(journey_id=journey.id, version=journey.version,
+                                            step_id=step.id, now=now, limit=limit)
+                if not claimed_due:
                     return report
+                # a lead whose mail another worker is deciding now (its enrollment in another
+                # journey) stays due, for a later batch: both would miss the other's mail
+                busy = uow.hold_leads(place.lead_id for place in claimed_due)
+                due = [place for place in claimed_due if place.lead_id not in busy]
+                if busy:
+                    report.why["left for a later batch: another worker was deciding the "
+                               "lead's mail"] += len(claimed_due) - len(due)
+                    if not due:  # all of them: the next tick, rather than claim them again
+                        return report
                 lease = (owner, now + self.lease) if self.dispatch is not None else None
                 batch = _SendBatch(uow, uow.recipients(e.lead_id for e in due), now, self,
                                    lease)
@@ -440,7 +449,7 @@ class JourneyRuntime:
                 uow.commit()
             if claimed and self.dispatch is not None:
                 report.mail.update(self.dispatch(claimed, owner))
-            if len(due) < limit:
+            if len(claimed_due) < limit:
                 return report
 
     def _send(self, batch: _SendBatch, journey: CompiledJourney, step: SendStep,

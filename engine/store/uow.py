@@ -13,7 +13,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import and_, delete, func, or_, text, update
 from sqlalchemy import select as columns
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +42,9 @@ from engine.store.tables import (
     WebhookEndpointState,
 )
 from engine.store.types import UtcDateTime
+
+#: The first key of the advisory locks that hold a lead's mail decisions ("ri").
+LEAD_MAIL_LOCKS = 0x7269
 
 
 class UnitOfWork:
@@ -428,6 +431,26 @@ class UnitOfWork:
 
     def recipients(self, lead_ids: Iterable[int]) -> dict[int, enrollments.Recipient]:
         return enrollments.recipients(self.session, lead_ids)
+
+    def hold_leads(self, lead_ids: Iterable[int]) -> set[int]:
+        """Hold these leads' mail decisions for this transaction; returns those another
+        transaction holds (leave them for a later batch).
+
+        Two workers deciding mails for the same lead at once (its enrollments in two
+        journeys, claimed by different ticks) would each miss the other's mail: both pass
+        the frequency cap, or both send the same content. On PostgreSQL each lead is an
+        advisory lock held until commit, taken without waiting (a wait could join a cycle
+        with the row locks of event ingestion). SQLite lets one writer in at a time:
+        nothing to hold."""
+        if not self.postgres:
+            return set()
+        ids = sorted(set(lead_ids))
+        if not ids:
+            return set()
+        return set(self.session.execute(
+            text("SELECT id FROM unnest(CAST(:ids AS integer[])) AS id "
+                 "WHERE NOT pg_try_advisory_xact_lock(:space, id)"),
+            {"ids": ids, "space": LEAD_MAIL_LOCKS}).scalars())
 
     def account_names(self, account_ids: Iterable[int]) -> dict[int, str]:
         return enrollments.account_names(self.session, account_ids)
