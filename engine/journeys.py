@@ -418,13 +418,14 @@ class JourneyRuntime:
                                             step_id=step.id, now=now, limit=limit)
                 if not claimed_due:
                     return report
-                # a lead whose mail another worker is deciding now (its enrollment in another
-                # journey) stays due, for a later batch: both would miss the other's mail
+                # a lead another transaction holds (another worker deciding its mail in
+                # another journey, or its events being recorded) stays due for a later
+                # batch: two deciding at once would each miss the other's mail
                 busy = uow.hold_leads(place.lead_id for place in claimed_due)
                 due = [place for place in claimed_due if place.lead_id not in busy]
                 if busy:
-                    report.why["left for a later batch: another worker was deciding the "
-                               "lead's mail"] += len(claimed_due) - len(due)
+                    report.why["left for a later batch: the lead was busy in another "
+                               "transaction"] += len(claimed_due) - len(due)
                     if not due:  # all of them: the next tick, rather than claim them again
                         return report
                 lease = (owner, now + self.lease) if self.dispatch is not None else None

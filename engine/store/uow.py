@@ -13,7 +13,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, text, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy import select as columns
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -42,9 +42,6 @@ from engine.store.tables import (
     WebhookEndpointState,
 )
 from engine.store.types import UtcDateTime
-
-#: The first key of the advisory locks that hold a lead's mail decisions ("ri").
-LEAD_MAIL_LOCKS = 0x7269
 
 
 class UnitOfWork:
@@ -433,24 +430,24 @@ class UnitOfWork:
         return enrollments.recipients(self.session, lead_ids)
 
     def hold_leads(self, lead_ids: Iterable[int]) -> set[int]:
-        """Hold these leads' mail decisions for this transaction; returns those another
-        transaction holds (leave them for a later batch).
+        """Hold these leads until this transaction ends; returns those another transaction
+        holds (leave them for a later batch).
 
         Two workers deciding mails for the same lead at once (its enrollments in two
         journeys, claimed by different ticks) would each miss the other's mail: both pass
-        the frequency cap, or both send the same content. On PostgreSQL each lead is an
-        advisory lock held until commit, taken without waiting (a wait could join a cycle
-        with the row locks of event ingestion). SQLite lets one writer in at a time:
+        the frequency cap, or both send the same content. On PostgreSQL the lead rows are
+        locked ``FOR NO KEY UPDATE SKIP LOCKED``: never a wait (so never part of a deadlock),
+        and a row lock lives in the row, not in the server's bounded lock table (a thousand
+        advisory locks per batch would fill it with a few workers). A lead whose events are
+        being recorded is held too, for that moment. SQLite lets one writer in at a time:
         nothing to hold."""
-        if not self.postgres:
+        wanted = set(lead_ids)
+        if not self.postgres or not wanted:
             return set()
-        ids = sorted(set(lead_ids))
-        if not ids:
-            return set()
-        return set(self.session.execute(
-            text("SELECT id FROM unnest(CAST(:ids AS integer[])) AS id "
-                 "WHERE NOT pg_try_advisory_xact_lock(:space, id)"),
-            {"ids": ids, "space": LEAD_MAIL_LOCKS}).scalars())
+        held = set(self.session.execute(
+            columns(Lead.id).where(self._among(col(Lead.id), sorted(wanted)))
+            .with_for_update(skip_locked=True, key_share=True, read=False)).scalars())
+        return wanted - held
 
     def account_names(self, account_ids: Iterable[int]) -> dict[int, str]:
         return enrollments.account_names(self.session, account_ids)

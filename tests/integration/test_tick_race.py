@@ -113,7 +113,7 @@ def test_a_lead_due_in_two_journeys_of_two_workers_gets_one_mail_within_its_cap(
     assert reports["a"].counts["sent"] == 1
     assert while_held.counts["sent"] == 0
     assert while_held.why == Counter(
-        {"left for a later batch: another worker was deciding the lead's mail": 1})
+        {"left for a later batch: the lead was busy in another transaction": 1})
     assert after.counts == Counter(deferred=1)
     assert after.why == Counter({"deferred: frequency_cap": 1})
     with ripen_app.uow() as uow:
