@@ -445,7 +445,7 @@ class UnitOfWork:
         if not self.postgres or not wanted:
             return set()
         held = set(self.session.execute(
-            columns(Lead.id).where(self._among(col(Lead.id), sorted(wanted)))
+            columns(col(Lead.id)).where(self._among(col(Lead.id), sorted(wanted)))
             .with_for_update(skip_locked=True, key_share=True, read=False)).scalars())
         return wanted - held
 
