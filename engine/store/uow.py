@@ -447,7 +447,12 @@ class UnitOfWork:
         held = set(self.session.execute(
             columns(col(Lead.id)).where(self._among(col(Lead.id), sorted(wanted)))
             .with_for_update(skip_locked=True, key_share=True, read=False)).scalars())
-        return wanted - held
+        if held == wanted:
+            return set()
+        # skipped or gone: only a lead that is still there is busy (a gone one is the
+        # caller's to end, as it would be without the hold)
+        return set(self.session.execute(columns(col(Lead.id)).where(
+            self._among(col(Lead.id), sorted(wanted - held)))).scalars())
 
     def account_names(self, account_ids: Iterable[int]) -> dict[int, str]:
         return enrollments.account_names(self.session, account_ids)
