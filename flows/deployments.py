@@ -110,9 +110,12 @@ def crash_automation(silence: timedelta = SILENCE) -> Automation:
 
 
 def _shape(automation: Automation) -> object:
-    """What the automation does, without the ids the server gives its parts."""
-    return (automation.trigger.model_dump(mode="json", exclude={"id"}),
-            [action.model_dump(mode="json") for action in automation.actions],
+    """What the automation does, without the ids the server gives its parts. Dumped as
+    Python values, not JSON: the trigger's event sets stay sets (as JSON lists their order
+    follows the process's string hashing, and an automation read back could differ from the
+    same one built here — `ripen deploy` then "updated" an unchanged one)."""
+    return (automation.trigger.model_dump(exclude={"id"}),
+            [action.model_dump() for action in automation.actions],
             automation.description)
 
 

@@ -4,8 +4,12 @@ flow runs send heartbeats, and an automation crashes a run whose worker died."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
+import pytest
 from prefect.automations import Automation
 from prefect.client.orchestration import get_client
 
@@ -121,3 +125,21 @@ def test_a_run_killed_before_its_first_heartbeat_is_crashed(prefect_harness: Non
             assert journey_state.is_running()
     finally:
         asyncio.run(automation.adelete())
+
+
+@pytest.mark.parametrize("hash_seed", ["0", "7", "13"])
+def test_an_unchanged_automation_read_back_is_the_same_whatever_the_string_hashing(
+        hash_seed: str) -> None:
+    """The automation as the server returns it (its event sets as JSON lists) has the shape
+    of the one built here, so a second `ripen deploy` says "exists". Its sets used to be
+    compared as JSON lists, whose order follows the process's string hashing: under
+    PYTHONHASHSEED=7 an unchanged automation was "updated" (and CI failed once)."""
+    script = ("from prefect.automations import Automation\n"
+              "from flows.deployments import _shape, crash_automation\n"
+              "built = crash_automation()\n"
+              "read = Automation.model_validate(built.model_dump(mode='json'))\n"
+              "print(_shape(read) == _shape(built))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONHASHSEED": hash_seed}, timeout=120,
+                          check=False)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]
