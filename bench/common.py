@@ -124,7 +124,7 @@ class Sink:
     port: int
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -156,7 +156,7 @@ def smtp_sink(dump: Path | None = None) -> Iterator[Sink]:
     must be writable by ``nobody``), so that what arrived can be counted; it is refused with
     the fallback, which could not keep up."""
     binary = postfix_sink_binary()
-    port = _free_port()
+    port = free_port()
     if binary is None and dump is not None:
         raise RuntimeError("counting received mail needs Postfix's smtp-sink (apt-get download "
                            "postfix failed)")

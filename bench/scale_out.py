@@ -40,11 +40,12 @@ from bench.common import (
     SECRET_KEY,
     app,
     bench_home,
+    free_port,
     fresh_database,
     smtp_sink,
 )
 from bench.data import seed
-from engine.config.compiler import load_and_compile
+from engine.config.compiler import CompiledConfig, load_and_compile
 from engine.config.loader import ConfigPaths
 from engine.store import database
 
@@ -53,14 +54,6 @@ S6_DUE = int(os.environ.get("RIPEN_BENCH_S6_DUE", "100000"))
 WORKER_COUNTS = (1, 2, 4)
 BIN = Path(sys.executable).parent
 POOL = "bench"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -134,9 +127,8 @@ def _cpu_by_part() -> dict[int, tuple[str, float]]:
             continue
         part = PROGRAMS.get(program.split("(", 1)[1]) or next(
             (name for name, marks in PARTS if any(m in command for m in marks)), None)
-        fields = stat.split()
         if part is not None:
-            found[int(entry.name)] = (part, sum(int(v) for v in fields[11:15]) / tick)
+            found[int(entry.name)] = (part, sum(int(v) for v in stat.split()[11:15]) / tick)
     return found
 
 
@@ -210,12 +202,11 @@ def _received(dump: Path) -> Counter[str]:
     return received
 
 
-def _one_count(workers: int, *, base_env: dict[str, str], home: Path, sink_port: int,
-               dump: Path, api: str, folder: Path) -> Run:
+def _one_count(workers: int, *, base_env: dict[str, str], config: CompiledConfig,
+               sink_port: int, dump: Path, api: str, folder: Path) -> Run:
     """Seed a fresh store, start ``workers`` workers, run as many tick flow runs at once."""
     dump.unlink(missing_ok=True)
     with fresh_database("postgresql") as engine:
-        config = load_and_compile(ConfigPaths.under(home))
         # due by the workers' clock, the wall clock (the rest due 1–30 days after it)
         seed(app(engine, sink_port, config=config), leads=S6_LEADS, due=S6_DUE,
              now=datetime.now(UTC))
@@ -298,7 +289,7 @@ def s6_scale_out(backend: str) -> dict[str, Any]:
     runs: list[Run] = []
     try:
         with smtp_sink(dump) as sink, _prefect_database() as prefect_url:
-            port = _free_port()
+            port = free_port()
             api = f"http://127.0.0.1:{port}/api"
             base_env = {key: value for key, value in os.environ.items()
                         if not key.startswith(("RIPEN_", "PREFECT_"))}
@@ -319,8 +310,9 @@ def s6_scale_out(backend: str) -> dict[str, Any]:
             try:
                 _wait("the Prefect server", lambda: _answers(f"{api}/health"), timeout=180,
                       logs=server.tail)
+                config = load_and_compile(ConfigPaths.under(home))  # what the workers run
                 for workers in WORKER_COUNTS:
-                    runs.append(_one_count(workers, base_env=base_env, home=home,
+                    runs.append(_one_count(workers, base_env=base_env, config=config,
                                            sink_port=sink.port, dump=dump, api=api,
                                            folder=folder))
             finally:
