@@ -63,8 +63,9 @@ def naive_tick(ripen: Ripen, enrollment_ids: Sequence[int], smtp_port: int) -> f
             row = MailOutbox(idempotency_key=f"naive:{enrollment_id}", lead_id=lead.id,
                              kind="marketing", to_address=lead.email, subject=subject,
                              message_id=new_message_id(ripen.config.mail.message_id_domain),
-                             body_html=html, body_text=text, created_at=now)
-            uow.add(row, SentContent(lead_id=lead.id or 0, content_id=content_id,
+                             created_at=now)
+            uow.add_mail(row, body_html=html, body_text=text)
+            uow.add(SentContent(lead_id=lead.id or 0, content_id=content_id,
                                      journey_id=journey.id, step_id=step.id, sent_at=now))
             ripen.journeys._next(enrollment, journey, now)  # the same next step as the engine
             uow.add(enrollment)

@@ -349,9 +349,8 @@ class ConsentService:
             idempotency_key=f"{category}:{lead.public_id}:{secrets.token_hex(8)}",
             lead_id=lead.id, kind="transactional", category=category, to_address=lead.email,
             subject=subject, message_id=new_message_id(self.config.mail.message_id_domain),
-            body_html=html, body_text=text, headers=self.unsubscribe_headers(lead, now),
-            status="pending", created_at=now)
-        uow.add(row)
+            headers=self.unsubscribe_headers(lead, now), status="pending", created_at=now)
+        uow.add_mail(row, body_html=html, body_text=text)
         uow.flush()
         return row
 

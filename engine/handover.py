@@ -649,14 +649,14 @@ class HandoverService:
                         f"{handover.created_at:%d.%m.%Y %H:%M} UTC wurde nicht bis "
                         f"{handover.sla_due_at:%d.%m.%Y %H:%M} UTC beantwortet.\n\n"
                         f"Annehmen oder ablehnen: {self.base_url}/h/{token}\n")
-                uow.add(MailOutbox(
+                uow.add_mail(MailOutbox(
                     idempotency_key=f"handover:{handover.public_id}:escalation",
                     lead_id=handover.lead_id, kind="transactional", category="notification",
                     to_address=str(self.sla.sales_response.escalate_to), subject=subject,
                     message_id=new_message_id(self.config.mail.message_id_domain),
+                    headers={}, created_at=now),
                     body_html="<p>" + html.escape(text).replace("\n", "<br>") + "</p>",
-                    body_text=text,
-                    headers={}, created_at=now))
+                    body_text=text)
                 escalated.append(handover.public_id)
             uow.commit()
         return escalated

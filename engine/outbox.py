@@ -135,6 +135,9 @@ def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
 
         ready: list[tuple[Claimed, Submission]] = []
         for row in rows:
+            if row.body_html is None or row.body_text is None:
+                unrecorded.append((row, Result(Outcome.FAILED, None, BODY_GONE)))
+                continue
             try:
                 message = OutgoingMail(
                     to=row.to_address or "", subject=row.subject, html=row.body_html,
@@ -197,6 +200,7 @@ def _send_batch(uow_factory: UowFactory, mailer: Mailer, sender: Sender,
         uow.commit()
 
 
+BODY_GONE = "not sent: its rendered body is gone (mail_body row missing)"
 UNREACHABLE = "not tried: the relay could not be reached in this batch"
 
 

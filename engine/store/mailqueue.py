@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from engine.store import bulk
 from engine.store.bulk import in_chunks
-from engine.store.tables import Lead, MailOutbox
+from engine.store.tables import Lead, MailBody, MailOutbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,8 @@ class Claimed:
     to_address: str | None
     subject: str
     message_id: str
-    body_html: str
-    body_text: str
+    body_html: str | None  # None: its body is gone (cannot happen to a mail not yet ended)
+    body_text: str | None
     headers: dict[str, Any]
     created_at: datetime
     attempts: int
@@ -49,8 +49,8 @@ class LeadState:
 
 _CLAIMED: tuple[Any, ...] = (
     MailOutbox.id, MailOutbox.lead_id, MailOutbox.kind, MailOutbox.category,
-    MailOutbox.to_address, MailOutbox.subject, MailOutbox.message_id, MailOutbox.body_html,
-    MailOutbox.body_text, MailOutbox.headers, MailOutbox.created_at, MailOutbox.attempts)
+    MailOutbox.to_address, MailOutbox.subject, MailOutbox.message_id, MailBody.body_html,
+    MailBody.body_text, MailOutbox.headers, MailOutbox.created_at, MailOutbox.attempts)
 
 
 @cache
@@ -67,6 +67,7 @@ def claim(session: Session, *, now: datetime, owner: str, lease_until: datetime,
     """Due rows (or just ``ids``), oldest first, leased to ``owner``; SKIP LOCKED on
     PostgreSQL so that senders never collide."""
     query = (columns(*_CLAIMED)
+             .outerjoin(MailBody, col(MailBody.message_id) == col(MailOutbox.message_id))
              .where(col(MailOutbox.status).in_(("pending", "retry")),
                     or_(col(MailOutbox.next_attempt_at).is_(None),
                         col(MailOutbox.next_attempt_at) <= now))
@@ -74,7 +75,7 @@ def claim(session: Session, *, now: datetime, owner: str, lease_until: datetime,
     if ids is not None:
         query = query.where(bulk.among(session, col(MailOutbox.id), ids))
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(of=MailOutbox, skip_locked=True)
     rows = [Claimed(*row) for row in session.execute(query).all()]
     bulk.set_on(session, MailOutbox, [row.id for row in rows],
                 {"status": "sending", "lease_owner": owner, "lease_until": lease_until})
@@ -115,6 +116,21 @@ def mark_data_started(session: Session, ids: Sequence[int], *, owner: str, now: 
     held = session.exec(select(MailOutbox.id).where(
         bulk.among(session, col(MailOutbox.id), ids), col(MailOutbox.lease_owner) == owner)).all()
     return {row_id for row_id in held if row_id is not None}
+
+
+BODY_COLUMNS = ("body_html", "body_text")
+
+
+def split_bodies(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                          list[dict[str, Any]]]:
+    """Outbox rows as the engine writes them (bodies included) as the outbox's own rows and
+    their ``mail_body`` rows, to be inserted in that order."""
+    mails, bodies = [], []
+    for row in rows:
+        mails.append({k: v for k, v in row.items() if k not in BODY_COLUMNS})
+        bodies.append({"message_id": row["message_id"], "body_html": row["body_html"],
+                       "body_text": row["body_text"]})
+    return mails, bodies
 
 
 def record(session: Session, changes: Iterable[dict[str, Any]]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from engine.store.types import UtcDateTime
@@ -229,8 +229,9 @@ class MailOutbox(SQLModel, table=True):
     to_address: str | None = Field(default=None, max_length=320)
     subject: str = Field(max_length=300)
     message_id: str = Field(max_length=255, unique=True)
-    body_html: str = Field(sa_column=Column(Text, nullable=False))
-    body_text: str = Field(sa_column=Column(Text, nullable=False))
+    # The rendered bodies are in mail_body: this row is rewritten three times on its way
+    # out (leased, DATA mark, result), and a row carrying kilobytes of HTML made each of
+    # those writes (and each commit) copy them again.
     headers: dict[str, Any] = _json()
     status: str = Field(default="pending", max_length=20,
                         description="pending | sending | sent | retry | failed | unknown | "
@@ -246,6 +247,19 @@ class MailOutbox(SQLModel, table=True):
     sent_at: datetime | None = _when(nullable=True)
     # The arm of the step's A/B test this mail was sent as (None: no test).
     variant: str | None = Field(default=None, max_length=80)
+
+
+class MailBody(SQLModel, table=True):
+    """A mail's rendered HTML and text, written once with its outbox row and read when it
+    is sent; gone with the row (erasure) or emptied by retention once the mail ended."""
+
+    __tablename__ = "mail_body"
+
+    message_id: str = Field(
+        sa_column=Column(String(255), ForeignKey("mail_outbox.message_id", ondelete="CASCADE"),
+                         primary_key=True))
+    body_html: str = Field(sa_column=Column(Text, nullable=False))
+    body_text: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class Handover(SQLModel, table=True):
@@ -453,7 +467,8 @@ class KeptReport(SQLModel, table=True):
 
 
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
-TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, Handover,
-          WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink, JourneyVersion,
+TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, MailBody,
+          Handover, WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink,
+          JourneyVersion,
           WebhookEndpointState, StageEntry, SendDeferral, RunRecord, JourneyPause,
           KeptReport)

@@ -31,6 +31,7 @@ from engine.store.tables import (
     JourneyPause,
     JourneyVersion,
     Lead,
+    MailBody,
     MailOutbox,
     RunRecord,
     ScoreEntry,
@@ -71,7 +72,7 @@ class UnitOfWork:
     def commit(self) -> None:
         self.session.flush()  # rows written later may point at rows the ORM holds
         for (table, _), rows in self._later.items():
-            bulk.insert(self.session, table, rows)
+            self.insert_rows(table, rows)
         self._later.clear()
         self.session.commit()
 
@@ -184,6 +185,16 @@ class UnitOfWork:
                 self._among(col(Suppression.email_hash), chunk))).all()
             found.update({digest: reason for digest, reason in rows})
         return found
+
+    def add_mail(self, row: MailOutbox, *, body_html: str, body_text: str) -> None:
+        """An outbox row built as an object, and its body (written at commit)."""
+        self.add(row)
+        self.insert_later(MailBody, {"message_id": row.message_id, "body_html": body_html,
+                                     "body_text": body_text})
+
+    def mail_body(self, message_id: str) -> MailBody | None:
+        """A mail's rendered bodies (None once retention emptied them, or the row is gone)."""
+        return self.session.get(MailBody, message_id)
 
     def record_outbox(self, changes: Iterable[dict[str, Any]]) -> None:
         """Outbox rows' new columns by id (each change carries ``id``), one statement per
@@ -693,14 +704,18 @@ class UnitOfWork:
 
     def purge_mail_bodies(self, *, before: datetime, limit: int) -> int:
         """The rendered text and HTML of mails that ended before ``before`` (sent, failed,
-        suppressed; never one that may still go out or must be settled)."""
+        suppressed; never one that may still go out or must be settled): their
+        ``mail_body`` rows, oldest first."""
         table = MailOutbox.__table__  # type: ignore[attr-defined]
-        ids = self._oldest_ids(table, table.c.status.in_(("sent", "failed", "suppressed")),
-                               table.c.created_at < before, table.c.body_text != "",
-                               limit=limit)
+        bodies = MailBody.__table__  # type: ignore[attr-defined]
+        ids = list(self.session.execute(
+            columns(table.c.message_id)
+            .join(bodies, bodies.c.message_id == table.c.message_id)
+            .where(table.c.status.in_(("sent", "failed", "suppressed")),
+                   table.c.created_at < before)
+            .order_by(table.c.id).limit(limit)).scalars())
         for chunk in in_chunks(ids):
-            self.session.execute(update(table).where(self._among(table.c.id, chunk))
-                                 .values(body_html="", body_text=""))
+            self.session.execute(delete(bodies).where(self._among(bodies.c.message_id, chunk)))
         return len(ids)
 
     def purge_links(self, *, before: datetime, limit: int) -> int:
@@ -820,8 +835,15 @@ class UnitOfWork:
         return found
 
     def insert_rows(self, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-        """Many rows in one executemany (no ORM objects, no primary keys read back)."""
-        bulk.insert(self.session, table, rows)
+        """Many rows in one executemany (no ORM objects, no primary keys read back).
+        Outbox rows carry their bodies (``body_html``, ``body_text``), which go to
+        ``mail_body``."""
+        if table is MailOutbox:
+            mails, bodies = mailqueue.split_bodies(rows)
+            bulk.insert(self.session, MailOutbox, mails)
+            bulk.insert(self.session, MailBody, bodies)
+        else:
+            bulk.insert(self.session, table, rows)
 
     def update_rows(self, table: type[SQLModel], rows: list[dict[str, Any]]) -> int:
         """Many rows by id in one executemany (each row sets the same columns)."""

@@ -25,11 +25,11 @@ def _unknown_mail(database_url: str) -> int:
             uow.flush()
             row = MailOutbox(idempotency_key="test:unknown", lead_id=person.id,
                              kind="marketing", to_address=person.email, subject="Hallo",
-                             message_id="<unknown1@mail.example.com>", body_html="<p>x</p>",
-                             body_text="x", created_at=NOW, status="unknown",
+                             message_id="<unknown1@mail.example.com>",
+                             created_at=NOW, status="unknown",
                              data_started_at=NOW, last_error="sender stopped after DATA "
                              "began; not resent")
-            uow.add(row)
+            uow.add_mail(row, body_html="<p>x</p>", body_text="x")
             uow.commit()
             assert row.id is not None
             return row.id

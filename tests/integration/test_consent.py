@@ -340,8 +340,8 @@ def test_unsubscribe_between_render_and_send_stops_the_mail(ripen_app, smtp: Smt
     with ripen_app.uow() as uow:
         row = MailOutbox(idempotency_key="nurture:test:1", lead_id=lead.id, kind="marketing",
                          to_address=lead.email, subject="Whitepaper", message_id="<m1@x>",
-                         body_html="<p>x</p>", body_text="x", created_at=ripen_app.clock())
-        uow.add(row)
+                         created_at=ripen_app.clock())
+        uow.add_mail(row, body_html="<p>x</p>", body_text="x")
         uow.commit()
     web.post(unsubscribe_path(mail), data={"List-Unsubscribe": "One-Click"})
     sent_before = len(sink.messages)
@@ -359,9 +359,10 @@ def test_a_marketing_mail_is_checked_again_right_before_submission(ripen_app,
     _confirmed(ripen_app, web, sink, "late-suppress@example.com")
     lead = _lead(ripen_app, "late-suppress@example.com")
     with ripen_app.uow() as uow:
-        uow.add(MailOutbox(idempotency_key="nurture:test:2", lead_id=lead.id, kind="marketing",
-                           to_address=lead.email, subject="x", message_id="<m2@x>",
-                           body_html="x", body_text="x", created_at=ripen_app.clock()))
+        uow.add_mail(MailOutbox(idempotency_key="nurture:test:2", lead_id=lead.id,
+                                kind="marketing", to_address=lead.email, subject="x",
+                                message_id="<m2@x>", created_at=ripen_app.clock()),
+                     body_html="x", body_text="x")
         uow.suppress(address_hash(lead.email), "complaint", ripen_app.clock())
         uow.commit()
     before = len(sink.messages)

@@ -16,12 +16,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from sqlmodel import col, select
 
 from engine import gdpr
 from engine.bootstrap import Ripen
 from engine.bounces import Bounce, BounceKind, apply_bounces
 from engine.consent import Confirmation, LeadState, SignUp
-from engine.store.tables import MailOutbox
+from engine.store.tables import MailBody, MailOutbox
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
 from tests.conftest import SmtpSink
 
@@ -59,12 +60,12 @@ class ConsentMachine(RuleBasedStateMachine):
 
     def _new_links(self) -> list[str]:
         with self.app.uow() as uow:
-            rows = uow.session.exec(  # type: ignore[call-overload]
-                MailOutbox.__table__.select().where(  # type: ignore[attr-defined]
-                    MailOutbox.__table__.c.to_address == self.email,  # type: ignore[attr-defined]
-                    MailOutbox.__table__.c.category.in_(DOI_CATEGORIES))  # type: ignore[attr-defined]
-            ).all()
-        found = [m.group(1) for row in rows for m in [LINK.search(row.body_text)] if m]
+            texts = uow.session.exec(
+                select(MailBody.body_text)
+                .join(MailOutbox, col(MailOutbox.message_id) == col(MailBody.message_id))
+                .where(MailOutbox.to_address == self.email,
+                       col(MailOutbox.category).in_(DOI_CATEGORIES))).all()
+        found = [m.group(1) for text in texts for m in [LINK.search(text)] if m]
         return [link for link in found if link not in self.links]
 
     def _marketing_sent(self) -> int:

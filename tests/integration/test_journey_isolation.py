@@ -97,11 +97,11 @@ def test_one_lead_whose_mail_cannot_render_is_quarantined_and_the_rest_goes_out(
     with app.uow() as uow:
         uow.add(WebhookDelivery(webhook_id="msg_waiting", endpoint_id="crm",
                                 event_type="handover.created", payload='{"waiting": true}',
-                                created_at=NOW),
-                MailOutbox(idempotency_key="waiting-notice", kind="transactional",
-                           category="notification", to_address="rep@example.com",
-                           subject="Wartet", message_id="<waiting@ripen>", body_html="<p>x</p>",
-                           body_text="x", created_at=NOW))
+                                created_at=NOW))
+        uow.add_mail(MailOutbox(idempotency_key="waiting-notice", kind="transactional",
+                                category="notification", to_address="rep@example.com",
+                                subject="Wartet", message_id="<waiting@ripen>", created_at=NOW),
+                     body_html="<p>x</p>", body_text="x")
         uow.commit()
 
     summary = run_tick()

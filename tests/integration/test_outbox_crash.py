@@ -33,9 +33,10 @@ def _queue(app: Ripen, count: int) -> list[int]:
         uow.flush()
         rows = [MailOutbox(idempotency_key=f"test:{p.id}", lead_id=p.id, kind="marketing",
                            to_address=p.email, subject=f"Mail {n}",
-                           message_id=f"<m{n}@mail.example.com>", body_html="<p>x</p>",
-                           body_text="x", created_at=NOW) for n, p in enumerate(people)]
-        uow.add(*rows)
+                           message_id=f"<m{n}@mail.example.com>", created_at=NOW)
+                for n, p in enumerate(people)]
+        for row in rows:
+            uow.add_mail(row, body_html="<p>x</p>", body_text="x")
         uow.commit()
         return [r.id for r in rows if r.id is not None]
 

@@ -39,8 +39,8 @@ def _handover(lead_id: int, **fields: object) -> Handover:
 
 
 def _mail(key: str, status: str, **fields: object) -> MailOutbox:
-    return MailOutbox(idempotency_key=key, kind="marketing", subject="s", body_html="h",
-                      body_text="t", message_id=f"<{secrets.token_hex(6)}@x>", status=status,
+    return MailOutbox(idempotency_key=key, kind="marketing", subject="s",
+                      message_id=f"<{secrets.token_hex(6)}@x>", status=status,
                       created_at=NOW, **fields)  # type: ignore[arg-type]
 
 

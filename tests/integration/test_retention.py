@@ -67,10 +67,6 @@ def _rows(app: Ripen, age: timedelta, name: str) -> None:
         uow.flush()
         uow.add(ScoreEntry(lead_id=person.id, kind="implicit", rule_id="click",
                            config_version="v", delta=5, event_id=event.id, created_at=at),
-                MailOutbox(idempotency_key=f"{name}:mail", lead_id=person.id, kind="marketing",
-                           to_address=person.email, subject="s", message_id=f"<{name}@x>",
-                           body_html="<p>Hallo</p>", body_text="Hallo", status="sent",
-                           created_at=at, sent_at=at),
                 TrackedLink(token_id=f"{name}-link", lead_id=person.id, kind="content",
                             url="https://example.com/a", created_at=at),
                 WebhookDelivery(webhook_id=f"msg_{name}_ok", endpoint_id="crm",
@@ -82,6 +78,11 @@ def _rows(app: Ripen, age: timedelta, name: str) -> None:
                 ConsentRecord(lead_id=erased.id, purpose="email_marketing", action="confirmed",
                               occurred_at=at),
                 RunRecord(kind="tick", started_at=at, status="ok", summary={}))
+        uow.add_mail(MailOutbox(idempotency_key=f"{name}:mail", lead_id=person.id,
+                                kind="marketing", to_address=person.email, subject="s",
+                                message_id=f"<{name}@x>", status="sent", created_at=at,
+                                sent_at=at),
+                     body_html="<p>Hallo</p>", body_text="Hallo")
         uow.commit()
 
 
@@ -102,8 +103,12 @@ def test_maintenance_purges_each_class_after_its_period(app: Ripen) -> None:
 
     assert summary["retention"] == dict.fromkeys(periods, 1)
     with app.uow() as uow:
-        bodies = {m.idempotency_key: m.body_text for m in uow.session.exec(select(MailOutbox))}
-        assert bodies == {"old:mail": "", "young:mail": "Hallo"}
+        bodies = {m.idempotency_key: uow.mail_body(m.message_id)
+                  for m in uow.session.exec(select(MailOutbox))}
+        assert [key for key, body in bodies.items() if body is None] == ["old:mail"]
+        young = bodies["young:mail"]
+        assert young is not None
+        assert young.body_text == "Hallo"
         assert [t.token_id for t in uow.session.exec(select(TrackedLink))] == ["young-link"]
         assert len(uow.session.exec(select(Event)).all()) == 1
         assert sorted(e.event_id is None for e in uow.session.exec(select(ScoreEntry))) == [

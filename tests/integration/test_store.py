@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import SQLModel, select
@@ -109,3 +109,35 @@ def test_due_steps_counts_only_active_and_due(migrated: Engine) -> None:
         DueStep("monika-marketing", "df64ac446936", "inf-intro", 2),
         DueStep("monika-marketing", "df64ac446936", "inf-second", 1),
     ]
+
+
+def test_the_mail_body_migration_keeps_every_body_both_ways(migrated: Engine) -> None:
+    """0014 moves the outbox's bodies to mail_body (a purged, empty one stays gone) and
+    back on downgrade; erasing an outbox row takes its body with it."""
+    database.downgrade(migrated, "0013")
+    rows = [("a", "<p>Grüße</p>", "Grüße"), ("b", "", ""), ("c", "<p>x</p>", "x")]
+    with migrated.begin() as connection:
+        for key, html, body in rows:
+            connection.execute(text(
+                "INSERT INTO mail_outbox (idempotency_key, kind, category, subject, message_id,"
+                " body_html, body_text, headers, status, attempts, created_at) VALUES (:key,"
+                " 'marketing', 'nurture', 's', :mid, :html, :text, '{}', 'sent', 0, :at)"),
+                {"key": key, "mid": f"<{key}@x>", "html": html, "text": body,
+                 "at": NOW.replace(tzinfo=None)})
+    database.upgrade(migrated)
+    with migrated.connect() as connection:
+        moved = connection.execute(text(
+            "SELECT message_id, body_html, body_text FROM mail_body ORDER BY message_id")).all()
+    assert [tuple(r) for r in moved] == [("<a@x>", "<p>Grüße</p>", "Grüße"),
+                                         ("<c@x>", "<p>x</p>", "x")]
+    with migrated.begin() as connection:
+        connection.execute(text("DELETE FROM mail_outbox WHERE message_id = '<c@x>'"))
+    with migrated.connect() as connection:
+        assert connection.execute(text("SELECT message_id FROM mail_body")).scalars().all() \
+            == ["<a@x>"]
+    database.downgrade(migrated, "0013")
+    with migrated.connect() as connection:
+        back = connection.execute(text(
+            "SELECT idempotency_key, body_html, body_text FROM mail_outbox"
+            " ORDER BY idempotency_key")).all()
+    assert [tuple(r) for r in back] == [("a", "<p>Grüße</p>", "Grüße"), ("b", "", "")]
