@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import select
 
 from engine.bootstrap import Ripen
-from engine.outbox import LEASE
+from engine.outbox import BODY_GONE, LEASE
 from engine.store.tables import Lead, MailOutbox
 from tests.conftest import SmtpSink
 from tests.factories import NOW, lead
@@ -217,3 +217,25 @@ def test_a_sender_whose_lease_ran_out_sends_none_of_the_rows_taken_over(
     assert (relay.second.get("recovered"), relay.second.get("sent")) == (6, 6)
     assert (first.get("lease_lost"), first.get("sent", 0)) == (6, 0)
     assert _statuses(ripen_app) == {"sent": 6}
+
+
+def test_a_mail_whose_body_is_gone_fails_and_the_rest_are_sent(ripen_app: Ripen,
+                                                               smtp: Smtp) -> None:
+    """A due row without its mail_body row (lost by hand, say) is never sent empty: it
+    fails with the reason, and the other rows of the batch go out."""
+    sink, _ = smtp
+    ids = _queue(ripen_app, 3)
+    with ripen_app.uow() as uow:
+        gone = uow.outbox_row(ids[1])
+        assert gone is not None
+        body = uow.mail_body(gone.message_id)
+        assert body is not None
+        uow.session.delete(body)
+        uow.commit()
+    counts = ripen_app.send_mail()
+    assert (counts["sent"], counts["failed"]) == (2, 1)
+    assert sorted(m["Subject"] for m in sink.parsed()) == ["Mail 0", "Mail 2"]
+    with ripen_app.uow() as uow:
+        row = uow.outbox_row(ids[1])
+        assert row is not None
+        assert (row.status, row.last_error) == ("failed", BODY_GONE)
