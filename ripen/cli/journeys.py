@@ -277,25 +277,41 @@ def _announce(event: str, journey: str) -> None:
 @app.command()
 def maintenance(as_json: JsonOption = False) -> None:
     """Run the maintenance flow once: DOI reminders, purge of unconfirmed sign-ups, SLA
-    timers, outbox, retention, and the funnel report the workbench shows."""
+    timers, outbox, retention, and the funnel report the workbench shows. A part that fails
+    does not stop the others: what they did is printed, the failure named, exit 1."""
     settings = load_cli_settings()
     prepare_prefect(settings)
     from engine.bootstrap import bootstrap
     from flows import runtime
-    from flows.tick import run_maintenance
+    from flows.tick import TickFailed, run_maintenance
 
     ripen_app = bootstrap(settings)
     runtime.use(ripen_app)
     try:
         result = run_maintenance()
+        failed = None
+    except TickFailed as exc:
+        result, failed = exc.summary, exc
     finally:
         runtime.use(None)
         ripen_app.dispose()
     if as_json:
         print_json(result)
-        return
-    out.print(f"reminders {result['reminded']}, purged {result['purged']}, "
-              f"SLA escalations {result['escalated']}, webhooks {result['webhooks']}, "
-              f"mail {result['mail']}" + (f", funnel report kept in {result['funnel_seconds']} s"
-                                          if result.get("funnel_seconds") is not None else ""),
+    else:
+        _print_maintenance(result)
+    if failed is not None:
+        raise RipenError(f"the maintenance run had failures: {failed}")
+
+
+def _print_maintenance(summary: dict[str, Any]) -> None:
+    def part(key: str) -> str:
+        return "failed" if summary.get(key) is None else str(summary[key])
+
+    funnel = summary.get("funnel_seconds")
+    out.print(f"reminders {part('reminded')}, purged {part('purged')}, "
+              f"SLA escalations {part('escalated')}, webhooks {part('webhooks')}, "
+              f"mail {part('mail')}"
+              + (f", funnel report kept in {funnel} s" if funnel is not None else ""),
               markup=False, soft_wrap=True)
+    for failure in summary.get("failures", []):
+        out.print(f"failed: {failure}", markup=False, soft_wrap=True)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -229,6 +230,27 @@ def test_db_upgrade_and_tick(tmp_path: Path) -> None:
     assert maintained.returncode == 0, maintained.stderr
     assert {"reminded", "purged", "escalated", "webhooks", "mail"} <= \
         set(json.loads(maintained.stdout))
+
+
+def test_a_failed_maintenance_part_is_named_and_the_others_report(tmp_path: Path) -> None:
+    """A maintenance part that fails (here the funnel report: its table is missing, as
+    after a partial restore) does not hide what the others did: they are printed (or in
+    the --json document), the failure is named, and the exit code is 1."""
+    db = tmp_path / "ripen.db"
+    env = {"RIPEN_DATABASE_URL": f"sqlite:///{db}", "PREFECT_HOME": str(tmp_path / "prefect")}
+    assert ripen("db", "upgrade", env=env).returncode == 0
+    with sqlite3.connect(db) as connection:
+        connection.execute("DROP TABLE kept_report")
+    printed = ripen("maintenance", env=env, timeout=240)
+    assert printed.returncode == 1, printed.stderr
+    assert "reminders 0, purged 0, SLA escalations 0, webhooks" in printed.stdout
+    assert "failed: keep-funnel: " in printed.stdout
+    assert "error: the maintenance run had failures" in printed.stderr
+    as_json = ripen("maintenance", "--json", env=env, timeout=240)
+    assert as_json.returncode == 1, as_json.stderr
+    summary = json.loads(as_json.stdout)
+    assert (summary["reminded"], summary["purged"], summary["funnel_seconds"]) == (0, 0, None)
+    assert [f.split(":")[0] for f in summary["failures"]] == ["keep-funnel"]
 
 
 def test_tick_refuses_a_bad_time() -> None:
