@@ -469,6 +469,5 @@ class KeptReport(SQLModel, table=True):
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
 TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, MailBody,
           Handover, WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink,
-          JourneyVersion,
-          WebhookEndpointState, StageEntry, SendDeferral, RunRecord, JourneyPause,
-          KeptReport)
+          JourneyVersion, WebhookEndpointState, StageEntry, SendDeferral, RunRecord,
+          JourneyPause, KeptReport)

@@ -708,15 +708,15 @@ class UnitOfWork:
         ``mail_body`` rows, oldest first."""
         table = MailOutbox.__table__  # type: ignore[attr-defined]
         bodies = MailBody.__table__  # type: ignore[attr-defined]
-        ids = list(self.session.execute(
+        message_ids = list(self.session.execute(
             columns(table.c.message_id)
             .join(bodies, bodies.c.message_id == table.c.message_id)
             .where(table.c.status.in_(("sent", "failed", "suppressed")),
                    table.c.created_at < before)
             .order_by(table.c.id).limit(limit)).scalars())
-        for chunk in in_chunks(ids):
+        for chunk in in_chunks(message_ids):
             self.session.execute(delete(bodies).where(self._among(bodies.c.message_id, chunk)))
-        return len(ids)
+        return len(message_ids)
 
     def purge_links(self, *, before: datetime, limit: int) -> int:
         table = TrackedLink.__table__  # type: ignore[attr-defined]
