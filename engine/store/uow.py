@@ -58,6 +58,7 @@ class UnitOfWork:
         self.session = Session(bind=self._connection, expire_on_commit=False)
         batched.install(self.session)  # changed rows: one statement per table and columns
         self._later: dict[tuple[type[SQLModel], tuple[str, ...]], list[dict[str, Any]]] = {}
+        self._bodies: set[str] = set()  # Message-IDs of outbox rows added with their body
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -114,6 +115,9 @@ class UnitOfWork:
     def add(self, *rows: Any) -> None:
         session = self.session
         for row in rows:
+            if isinstance(row, MailOutbox) and row.id is None and \
+                    row.message_id not in self._bodies:
+                raise TypeError("a new outbox row needs its body: use add_mail()")
             if row not in session:  # for one already here, add() only walks its cascades
                 session.add(row)
 
@@ -188,6 +192,7 @@ class UnitOfWork:
 
     def add_mail(self, row: MailOutbox, *, body_html: str, body_text: str) -> None:
         """An outbox row built as an object, and its body (written at commit)."""
+        self._bodies.add(row.message_id)
         self.add(row)
         self.insert_later(MailBody, {"message_id": row.message_id, "body_html": body_html,
                                      "body_text": body_text})

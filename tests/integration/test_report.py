@@ -202,10 +202,6 @@ def _known_history(ripen_app: Ripen) -> None:
                           occurred_at=NOW + day),
             ConsentRecord(lead_id=web[1].id, purpose="tracking", action="withdrawn",
                           occurred_at=NOW + day),
-            _mail(f"journey:{monika}@abc:x:{web[0].id}", "failed", category="nurture"),
-            _mail("journey:other@abc:y:99", "sent", category="nurture"),
-            _mail("doi:x", "suppressed", category="doi",
-                  last_error="address suppressed (unsubscribed)"),
             SendDeferral(lead_id=web[0].id, journey_id=monika, step_id="x",
                          reason="quiet_hours", deferred_at=NOW, until=NOW + day),
             SendDeferral(lead_id=web[1].id, journey_id=monika, step_id="x",
@@ -224,6 +220,11 @@ def _known_history(ripen_app: Ripen) -> None:
             Event(lead_id=fair[0].id, type="sales_stage", data={"stage": "SFC"},
                   occurred_at=NOW, recorded_at=NOW),
         )
+        for mail in (_mail(f"journey:{monika}@abc:x:{web[0].id}", "failed", category="nurture"),
+                     _mail("journey:other@abc:y:99", "sent", category="nurture"),
+                     _mail("doi:x", "suppressed", category="doi",
+                           last_error="address suppressed (unsubscribed)")):
+            uow.add_mail(mail, body_html="<p>x</p>", body_text="x")
         web[2].recycled_at = NOW + 6 * day
         uow.add(*web, *fair)
         uow.add(_handover(web[2].id, status="open", created_at=NOW + 20 * day))

@@ -14,7 +14,8 @@ from sqlmodel import SQLModel, select
 
 from engine.store import database
 from engine.store.enrollments import DueStep, due_steps
-from engine.store.tables import TABLES, Lead
+from engine.store.tables import TABLES, Lead, MailOutbox
+from engine.store.uow import UnitOfWork
 from tests.factories import NOW, enrollment, lead
 
 
@@ -141,3 +142,20 @@ def test_the_mail_body_migration_keeps_every_body_both_ways(migrated: Engine) ->
             "SELECT idempotency_key, body_html, body_text FROM mail_outbox"
             " ORDER BY idempotency_key")).all()
     assert [tuple(r) for r in back] == [("a", "<p>Grüße</p>", "Grüße"), ("b", "", "")]
+
+
+def test_a_new_outbox_row_cannot_be_added_without_its_body(migrated: Engine) -> None:
+    """An outbox row built as an object goes in with its body (add_mail); add() refuses a
+    new one, so that no mail is queued that could only fail when sent."""
+    row = MailOutbox(idempotency_key="k", kind="marketing", subject="s", message_id="<k@x>",
+                     created_at=NOW)
+    with UnitOfWork(migrated) as uow:
+        with pytest.raises(TypeError, match="add_mail"):
+            uow.add(row)
+        uow.add_mail(row, body_html="<p>x</p>", body_text="x")
+        uow.commit()
+        assert row.id is not None
+        body = uow.mail_body(row.message_id)
+        assert body is not None
+        assert body.body_text == "x"
+        uow.add(row)  # a stored one may be added again (to save a change)
