@@ -251,7 +251,7 @@ class MailOutbox(SQLModel, table=True):
 
 class MailBody(SQLModel, table=True):
     """A mail's rendered HTML and text, written once with its outbox row and read when it
-    is sent; gone with the row (erasure) or emptied by retention once the mail ended."""
+    is sent; gone with the row (erasure), or deleted by retention once the mail ended."""
 
     __tablename__ = "mail_body"
 

@@ -198,7 +198,7 @@ class UnitOfWork:
                                      "body_text": body_text})
 
     def mail_body(self, message_id: str) -> MailBody | None:
-        """A mail's rendered bodies (None once retention emptied them, or the row is gone)."""
+        """A mail's rendered bodies (None once retention deleted them, or the row is gone)."""
         return self.session.get(MailBody, message_id)
 
     def record_outbox(self, changes: Iterable[dict[str, Any]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -77,14 +78,22 @@ def tick(
     prepare_prefect(settings)
     from engine.bootstrap import bootstrap
     from engine.clock import ManualClock, system_clock
-    from flows import runtime
-    from flows.tick import TickFailed, run_tick
+    from flows.tick import run_tick
 
-    ripen_app = bootstrap(settings, clock=ManualClock(at) if at else system_clock)
+    _run_once(bootstrap(settings, clock=ManualClock(at) if at else system_clock), run_tick,
+              what="tick", as_json=as_json, show=_print_tick)
+
+
+def _run_once(ripen_app: Any, run: Callable[[], dict[str, Any]], *, what: str, as_json: bool,
+              show: Callable[[dict[str, Any]], None]) -> None:
+    """Run the tick or maintenance flow once on ``ripen_app`` and print its summary — also
+    of a run with failed parts, which then ends in an error naming them (exit 1)."""
+    from flows import runtime
+    from flows.tick import TickFailed
+
     runtime.use(ripen_app)
     try:
-        summary = run_tick()
-        failed = None
+        summary, failed = run(), None
     except TickFailed as exc:
         summary, failed = exc.summary, exc
     finally:
@@ -93,9 +102,9 @@ def tick(
     if as_json:
         print_json(summary)
     else:
-        _print_tick(summary)
+        show(summary)
     if failed is not None:
-        raise RipenError(f"the tick had failures: {failed}")
+        raise RipenError(f"the {what} had failures: {failed}")
 
 
 def _travel_to(text: str, settings: Settings) -> datetime:
@@ -282,25 +291,10 @@ def maintenance(as_json: JsonOption = False) -> None:
     settings = load_cli_settings()
     prepare_prefect(settings)
     from engine.bootstrap import bootstrap
-    from flows import runtime
-    from flows.tick import TickFailed, run_maintenance
+    from flows.tick import run_maintenance
 
-    ripen_app = bootstrap(settings)
-    runtime.use(ripen_app)
-    try:
-        result = run_maintenance()
-        failed = None
-    except TickFailed as exc:
-        result, failed = exc.summary, exc
-    finally:
-        runtime.use(None)
-        ripen_app.dispose()
-    if as_json:
-        print_json(result)
-    else:
-        _print_maintenance(result)
-    if failed is not None:
-        raise RipenError(f"the maintenance run had failures: {failed}")
+    _run_once(bootstrap(settings), run_maintenance, what="maintenance run", as_json=as_json,
+              show=_print_maintenance)
 
 
 def _print_maintenance(summary: dict[str, Any]) -> None:
