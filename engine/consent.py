@@ -127,6 +127,10 @@ class Proof:
     texts: dict[str, str]  # sha256 → full text as shown
 
 
+def _random_public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
 class ConsentService:
     def __init__(self, *, uow: UowFactory, config: CompiledConfig, tokens: Tokens,
                  renderer: Renderer, clock: Clock, base_url: str,
@@ -143,6 +147,10 @@ class ConsentService:
         self.clock = clock
         self.base_url = base_url.rstrip("/")
         self.check_deliverability = check_deliverability
+        #: Makes a new lead's public id (the one its links carry): random in production; a
+        #: simulation sets a seeded one so that everything keyed by it — an A/B test's
+        #: variant — is the same for the same seed.
+        self.new_public_id: Callable[[], str] = _random_public_id
 
     # --- sign-up ------------------------------------------------------------------------
 
@@ -209,7 +217,7 @@ class ConsentService:
             else:
                 state = LeadState.PENDING if lead is not None else LeadState.NEW
                 if lead is None:
-                    lead = Lead(public_id=secrets.token_urlsafe(16), email=email,
+                    lead = Lead(public_id=self.new_public_id(), email=email,
                                 status="pending", created_at=now, updated_at=now,
                                 source=request.source, campaign=request.campaign)
                 lead.status = Status.PENDING

@@ -15,6 +15,8 @@ the outcome.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 import re
 import statistics
@@ -238,6 +240,10 @@ class Simulation:
         size = rng.randint(low, high) if fits else max(1, low // 5)
         region = rng.choice(fit.regions) if fit.regions else "DE"
         version = config.consent.current
+        # the lead's public id from the seed (it picks the A/B variant), not from chance
+        digest = hashlib.sha256(f"{self.spec.seed}:public-id:{person.index}".encode()).digest()
+        self.ripen.consent.new_public_id = lambda: base64.urlsafe_b64encode(
+            digest[:16]).decode().rstrip("=")
         self.ripen.consent.sign_up(SignUp(
             email=person.email, source=rng.choice(("website", "event", "trade_fair")),
             consent_version=version, first_name="Sim", last_name=f"Lead {person.index}",
