@@ -41,9 +41,9 @@ def _bars(rows: list[tuple[str, float, str]], markers: list[float | None] | None
           ) -> list[Bar]:
     top = max([value for _, value, _ in rows] + [m for m in markers or [] if m] + [0.0])
     scale = top or 1.0
-    return [Bar(label, value, text, value / scale,
-                (markers[i] / scale) if markers and markers[i] is not None else None)
-            for i, (label, value, text) in enumerate(rows)]
+    marks = markers or [None] * len(rows)
+    return [Bar(label, value, text, value / scale, mark / scale if mark is not None else None)
+            for (label, value, text), mark in zip(rows, marks, strict=True)]
 
 
 def _pct(value: float | None) -> str:

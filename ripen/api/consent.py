@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -190,7 +190,8 @@ def router(ripen: Ripen) -> APIRouter:
         """RFC 8058 one-click (no cookie, no login, 200, no redirect) or the page's choice."""
         values = await _read(request, False)
         one_click = values.get("List-Unsubscribe") == "One-Click"
-        choice = "pause" if values.get("choice") == "pause" and not one_click else "all"
+        choice: Literal["all", "pause"] = \
+            "pause" if values.get("choice") == "pause" and not one_click else "all"
         try:
             consent.unsubscribe(token, choice=choice,
                                 method="one-click" if one_click else f"page:{choice}",

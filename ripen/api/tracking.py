@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from engine.addresses import InvalidAddress, normalise_email
 from engine.bootstrap import Ripen
 from engine.bounces import Bounce, BounceKind, apply_bounces
-from engine.journeys import NewEvent
+from engine.events import NewEvent
 from engine.tokens import TokenExpired, TokenInvalid
 from engine.tracking import LinkGone, follow, opened
 from ripen.api.edge import Moment, behind_api_key, client_ip, require_api_key

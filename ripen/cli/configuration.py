@@ -11,7 +11,7 @@ import typer
 
 from engine.config.compiler import CompiledConfig, load_and_compile
 from engine.errors import ConfigError, RipenError
-from engine.stages import BuyingStage
+from engine.stages import BuyingStage, JourneyStage
 from ripen.cli._common import (
     RootOption,
     app,
@@ -53,9 +53,9 @@ def _summary(config: CompiledConfig) -> None:
     matrix = table("persona", *stages, "fast lane", title="Content per persona and stage",
                    numbers=True)
     for persona in config.personas.values():
-        counts = [str(len(config.content_for(persona.id, BuyingStage(s)))) for s in stages]
+        per_stage = [str(len(config.content_for(persona.id, JourneyStage(s)))) for s in stages]
         fast = sum(1 for c in config.content.values() if c.fast_lane and persona.id in c.personas)
-        matrix.add_row(f"{persona.name} ({persona.id})", *counts, str(fast))
+        matrix.add_row(f"{persona.name} ({persona.id})", *per_stage, str(fast))
     out.print(matrix)
     journeys = table("journey", "kind", "version", "stages", "steps", title="Journeys",
                      right=("steps",))
