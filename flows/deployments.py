@@ -86,16 +86,20 @@ def ensure_crash_automation() -> str:
 
 
 def crash_automation(silence: timedelta = SILENCE) -> Automation:
-    """Armed when a run starts (the server's own Running event, which a kill -9 cannot lose
-    — the run's first heartbeat can be) and at every heartbeat; fires when neither another
-    heartbeat nor an end follows within ``silence``."""
+    """Armed when a worker takes a run (Pending), when the run starts (the server's own
+    Running event, which a kill -9 cannot lose — the run's first heartbeat can be) and at
+    every heartbeat; fires when neither a start, another heartbeat nor an end follows within
+    ``silence``. A worker killed between taking a run and starting it left it Pending."""
     return Automation(
         name=CRASH_AUTOMATION,
-        description="A ripen tick or maintenance run that stopped sending heartbeats for "
-                    f"{silence.seconds} s (its worker died) becomes Crashed.",
+        description="A ripen tick or maintenance run that a worker took but did not start, "
+                    f"or that stopped sending heartbeats, for {silence.seconds} s (its "
+                    "worker died) becomes Crashed.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed",
+            after={"prefect.flow-run.Pending", "prefect.flow-run.Running",
+                   "prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.Running", "prefect.flow-run.heartbeat",
+                    "prefect.flow-run.Completed",
                     "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
                     "prefect.flow-run.Crashed"},
             match={"prefect.resource.id": ["prefect.flow-run.*"]},
@@ -104,8 +108,8 @@ def crash_automation(silence: timedelta = SILENCE) -> Automation:
             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
             within=silence),
         actions=[ChangeFlowRunState(state=StateType.CRASHED,
-                                    message=f"no heartbeat for {silence.seconds} s: its "
-                                            "worker died")],
+                                    message=f"no start or heartbeat for {silence.seconds} s: "
+                                            "its worker died")],
     )
 
 

@@ -45,8 +45,10 @@ def test_deploy_enables_heartbeats_and_crashes_runs_of_dead_workers(
     trigger = automation.trigger
     # armed by the server's Running event too: a run killed before its first heartbeat
     # reached the server is still crashed
-    assert trigger.after == {"prefect.flow-run.Running",  # type: ignore[union-attr]
-                             "prefect.flow-run.heartbeat"}
+    # and by a worker taking the run: one killed before it started the run left it Pending
+    assert trigger.after == {"prefect.flow-run.Pending",  # type: ignore[union-attr]
+                             "prefect.flow-run.Running", "prefect.flow-run.heartbeat"}
+    assert "prefect.flow-run.Running" in trigger.expect  # type: ignore[union-attr]
     assert trigger.match_related.get("prefect.resource.name") == [  # type: ignore[union-attr]
         "ripen-tick", "ripen-maintenance"]
     assert trigger.within == timedelta(seconds=90)  # type: ignore[union-attr]
@@ -89,11 +91,13 @@ def test_journey_runs_left_running_under_an_ended_tick_are_marked_crashed(
 def test_a_run_killed_before_its_first_heartbeat_is_crashed(prefect_harness: None) -> None:
     """The automation is armed by the server's own Running event: a tick run that never sent
     a heartbeat (its worker was killed right after it started) is crashed after the
-    silence; a journey run (no heartbeats by design) is left to the maintenance run."""
+    silence, and so is one a worker took (Pending) but never started; a journey run (no
+    heartbeats by design) is left to the maintenance run, and a run that starts in time is
+    not crashed for its Pending."""
     import time
 
     from prefect import Flow
-    from prefect.states import Running
+    from prefect.states import Completed, Pending, Running
 
     from flows.deployments import crash_automation
 
@@ -109,20 +113,33 @@ def test_a_run_killed_before_its_first_heartbeat_is_crashed(prefect_harness: Non
     try:
         with get_client(sync_client=True) as client:
             tick = client.create_flow_run(Flow(nothing, name="ripen-tick"))
+            taken = client.create_flow_run(Flow(nothing, name="ripen-tick"))
+            started = client.create_flow_run(Flow(nothing, name="ripen-maintenance"))
             journey = client.create_flow_run(Flow(nothing, name="journey:silent"))
             for run in (tick, journey):
                 client.set_flow_run_state(run.id, Running(), force=True)
+            for run in (taken, started):
+                client.set_flow_run_state(run.id, Pending(), force=True)
+            client.set_flow_run_state(started.id, Running(), force=True)
+            client.set_flow_run_state(started.id, Completed(), force=True)
             deadline = time.monotonic() + 90
-            state = client.read_flow_run(tick.id).state
-            while time.monotonic() < deadline and state is not None and state.is_running():
+            states = {}
+            while time.monotonic() < deadline:
+                states = {name: client.read_flow_run(run.id).state
+                          for name, run in (("tick", tick), ("taken", taken))}
+                if all(s is not None and s.is_crashed() for s in states.values()):
+                    break
                 time.sleep(1)
-                state = client.read_flow_run(tick.id).state
-            assert state is not None
-            assert state.type.value == "CRASHED", state
-            assert "worker died" in (state.message or "")
+            for state in states.values():
+                assert state is not None
+                assert state.type.value == "CRASHED", states
+                assert "worker died" in (state.message or "")
             journey_state = client.read_flow_run(journey.id).state
             assert journey_state is not None
             assert journey_state.is_running()
+            started_state = client.read_flow_run(started.id).state
+            assert started_state is not None
+            assert started_state.is_completed()
     finally:
         asyncio.run(automation.adelete())
 
