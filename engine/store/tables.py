@@ -466,8 +466,19 @@ class KeptReport(SQLModel, table=True):
     data: dict[str, Any] = _json()
 
 
+class SignInFailure(SQLModel, table=True):
+    """A failed workbench sign-in from an address, kept for the lockout window only: every
+    API process reads the same failures, so more processes do not mean more guesses."""
+
+    __tablename__ = "sign_in_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ip: str = Field(max_length=45, index=True)
+    at: datetime = _when(index=True)
+
+
 #: Every table, for migrations and for the "address appears nowhere" scan of GDPR erasure.
 TABLES = (Account, Lead, ConsentRecord, Enrollment, Event, ScoreEntry, MailOutbox, MailBody,
           Handover, WebhookDelivery, Suppression, SignupAttempt, SentContent, TrackedLink,
           JourneyVersion, WebhookEndpointState, StageEntry, SendDeferral, RunRecord,
-          JourneyPause, KeptReport)
+          JourneyPause, KeptReport, SignInFailure)

@@ -36,6 +36,7 @@ from engine.store.tables import (
     RunRecord,
     ScoreEntry,
     SentContent,
+    SignInFailure,
     SignupAttempt,
     Suppression,
     TrackedLink,
@@ -266,6 +267,22 @@ class UnitOfWork:
         if email_hash is not None:
             statement = statement.where(col(SignupAttempt.email_hash) == email_hash)
         self.session.execute(statement)
+
+    # --- workbench sign-ins --------------------------------------------------------------
+
+    def sign_in_failures(self, ip: str, *, since: datetime) -> list[datetime]:
+        """When ``ip`` failed to sign in after ``since``, oldest first."""
+        return sorted(self.session.exec(select(SignInFailure.at).where(
+            SignInFailure.ip == ip, col(SignInFailure.at) > since)).all())
+
+    def record_sign_in_failure(self, ip: str, at: datetime, *, forget_before: datetime) -> None:
+        """A failed sign-in; failures older than ``forget_before`` (every address's) go."""
+        self.session.execute(delete(SignInFailure).where(
+            col(SignInFailure.at) <= forget_before))
+        self.session.add(SignInFailure(ip=ip, at=at))
+
+    def forget_sign_in_failures(self, ip: str) -> None:
+        self.session.execute(delete(SignInFailure).where(col(SignInFailure.ip) == ip))
 
     # --- outbox -------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -37,7 +36,8 @@ from ripen.api.pages import page
 COOKIE = "ripen_workbench"
 SESSION = timedelta(hours=12)
 PREFIX = "/workbench"
-#: Failed sign-ins an address may make in ``LOCKOUT`` before it must wait (per process).
+#: Failed sign-ins an address may make in ``LOCKOUT`` before it must wait (counted in the
+#: database, so every API process counts the same).
 FAILED_SIGN_INS = 10
 LOCKOUT = timedelta(minutes=15)
 
@@ -81,17 +81,12 @@ def router(ripen: Ripen) -> APIRouter:
         return page("workbench/login.html", next=_local(next), error=None,
                     no_keys=not keys)
 
-    failures: dict[str, deque[datetime]] = {}
-
     def locked_out(address: str, now: datetime) -> timedelta | None:
         """How long an address that failed too often must still wait (None: it may try)."""
-        recent = failures.get(address)
-        while recent and recent[0] <= now - LOCKOUT:
-            recent.popleft()
-        if recent is not None and not recent:
-            del failures[address]
-        if recent and len(recent) >= FAILED_SIGN_INS:
-            return recent[0] + LOCKOUT - now
+        with ripen.uow() as uow:
+            recent = uow.sign_in_failures(address, since=now - LOCKOUT)
+        if len(recent) >= FAILED_SIGN_INS:
+            return recent[-FAILED_SIGN_INS] + LOCKOUT - now
         return None
 
     @api.post(f"{PREFIX}/login", response_model=None)
@@ -108,14 +103,15 @@ def router(ripen: Ripen) -> APIRouter:
                               f"{minutes} min.")
         match = next((key for key in keys if hmac.compare_digest(given.encode(),
                                                                  key.encode())), None)
+        with ripen.uow() as uow:
+            if match is None:  # kept for the lockout only: older failures go with each new one
+                uow.record_sign_in_failure(address, now, forget_before=now - LOCKOUT)
+            else:
+                uow.forget_sign_in_failures(address)
+            uow.commit()
         if match is None:
-            if len(failures) > 10_000:  # bounded: forget the addresses that stopped trying
-                for stale in [a for a, seen in failures.items() if seen[-1] <= now - LOCKOUT]:
-                    del failures[stale]
-            failures.setdefault(address, deque()).append(now)
             return page("workbench/login.html", 401, next=wanted, no_keys=not keys,
                         error="That is not one of the API keys (RIPEN_API_KEYS).")
-        failures.pop(address, None)
         answer = RedirectResponse(wanted, status_code=303)
         answer.set_cookie(COOKIE, ripen.tokens.dumps(Purpose.WORKBENCH, _fingerprint(match),
                                                      now=ripen.clock()),

@@ -264,3 +264,31 @@ def test_an_address_that_guesses_keys_is_locked_out_for_a_while(
     again = web.post("/workbench/login", data={"key": API_KEY}, follow_redirects=False)
     assert again.status_code == 303
     assert again.headers["set-cookie"].startswith("ripen_workbench=")
+
+
+def test_every_api_process_counts_the_same_failed_sign_ins(
+        migrated: Engine, smtp: tuple[SmtpSink, int]) -> None:
+    """Two API processes (two apps on one database; `ripen api` starts two): five wrong keys
+    at each lock the address out at both. The failures are kept for the lockout window
+    only, and a sign-in with the right key forgets the address's."""
+    _, smtp_port = smtp
+    apps = [_app(migrated, smtp_port), _app(migrated, smtp_port)]
+    webs = [client(app) for app in apps]
+
+    def sign_in(web: int, key: str) -> int:
+        return webs[web].post("/workbench/login", data={"key": key},
+                              follow_redirects=False).status_code
+
+    def kept() -> int:
+        with migrated.connect() as connection:
+            return int(connection.execute(
+                text("SELECT count(*) FROM sign_in_failure")).scalar_one())
+
+    assert [sign_in(n % 2, "guess") for n in range(10)] == [401] * 10
+    assert (sign_in(0, API_KEY), sign_in(1, API_KEY)) == (429, 429)
+    for app in apps:
+        app.clock.advance(timedelta(minutes=15, seconds=1))  # type: ignore[attr-defined]
+    assert sign_in(1, "guess") == 401
+    assert kept() == 1  # the ten older ones are gone with it
+    assert sign_in(0, API_KEY) == 303
+    assert kept() == 0
