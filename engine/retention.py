@@ -11,6 +11,7 @@ from datetime import datetime
 
 from engine.config.retention import Retention
 from engine.store.uow import UowFactory
+from engine.workbench import SIGN_IN_LOCKOUT
 
 #: Rows of one class one maintenance run purges at most (the next run goes on).
 LIMIT = 50_000
@@ -33,6 +34,8 @@ def purge(uow_factory: UowFactory, retention: Retention, now: datetime,
         counts["erased_consent_proof"] = uow.purge_erased_consents(
             before=now - retention.erased_consent_proof, limit=limit)
         counts["run_records"] = uow.forget_runs(before=now - retention.run_records)
+        # not configurable: the workbench's lockout needs its window, and nothing longer
+        counts["sign_in_failures"] = uow.forget_sign_in_failures(before=now - SIGN_IN_LOCKOUT)
         uow.commit()
     return counts
 

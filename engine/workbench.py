@@ -1,5 +1,6 @@
 """What the marketer's workbench shows, read from the store: live counts per journey step,
-the leads at a step, and a lead search. It reads; it changes nothing.
+the leads at a step, and a lead search. It reads; it changes nothing (but for the failed
+sign-ins its login counts).
 
 Counts per step (every version of the journey together, as a marketer thinks of it):
 ``active`` leads whose enrollment waits at the step, of them ``due`` now, ``quarantined``
@@ -18,6 +19,11 @@ from engine.store.tables import Enrollment, Lead
 from engine.store.uow import UnitOfWork
 
 WEEK = timedelta(days=7)
+#: Failed sign-ins an address may make within ``SIGN_IN_LOCKOUT`` before it must wait. The
+#: failures are counted in the database (every API process counts the same) and kept for
+#: that window only (the maintenance run purges older ones).
+FAILED_SIGN_INS = 10
+SIGN_IN_LOCKOUT = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)

@@ -277,12 +277,18 @@ class UnitOfWork:
 
     def record_sign_in_failure(self, ip: str, at: datetime, *, forget_before: datetime) -> None:
         """A failed sign-in; failures older than ``forget_before`` (every address's) go."""
-        self.session.execute(delete(SignInFailure).where(
-            col(SignInFailure.at) <= forget_before))
+        self.forget_sign_in_failures(before=forget_before)
         self.session.add(SignInFailure(ip=ip, at=at))
 
-    def forget_sign_in_failures(self, ip: str) -> None:
-        self.session.execute(delete(SignInFailure).where(col(SignInFailure.ip) == ip))
+    def forget_sign_in_failures(self, ip: str | None = None, *,
+                                before: datetime | None = None) -> int:
+        """Forget an address's failed sign-ins, or everyone's older than ``before``."""
+        statement = delete(SignInFailure)
+        if ip is not None:
+            statement = statement.where(col(SignInFailure.ip) == ip)
+        if before is not None:
+            statement = statement.where(col(SignInFailure.at) <= before)
+        return int(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
     # --- outbox -------------------------------------------------------------------------
 

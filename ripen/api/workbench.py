@@ -36,10 +36,7 @@ from ripen.api.pages import page
 COOKIE = "ripen_workbench"
 SESSION = timedelta(hours=12)
 PREFIX = "/workbench"
-#: Failed sign-ins an address may make in ``LOCKOUT`` before it must wait (counted in the
-#: database, so every API process counts the same).
-FAILED_SIGN_INS = 10
-LOCKOUT = timedelta(minutes=15)
+FAILED_SIGN_INS, LOCKOUT = workbench.FAILED_SIGN_INS, workbench.SIGN_IN_LOCKOUT
 
 
 def _fingerprint(key: str) -> str:

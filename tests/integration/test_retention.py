@@ -28,6 +28,7 @@ from engine.store.tables import (
     MailOutbox,
     RunRecord,
     ScoreEntry,
+    SignInFailure,
     TrackedLink,
     WebhookDelivery,
 )
@@ -98,10 +99,16 @@ def test_maintenance_purges_each_class_after_its_period(app: Ripen) -> None:
     longest = max(periods.values())
     _rows(app, longest + DAY, "old")       # past every period
     _rows(app, DAY, "young")               # within every period
+    with app.uow() as uow:  # failed workbench sign-ins: kept for the lockout's 15 minutes
+        uow.add(SignInFailure(ip="192.0.2.7", at=NOW - timedelta(minutes=16)),
+                SignInFailure(ip="192.0.2.8", at=NOW - timedelta(minutes=14)))
+        uow.commit()
 
     summary = run_maintenance()
 
-    assert summary["retention"] == dict.fromkeys(periods, 1)
+    assert summary["retention"] == {**dict.fromkeys(periods, 1), "sign_in_failures": 1}
+    with app.uow() as uow:
+        assert [f.ip for f in uow.session.exec(select(SignInFailure))] == ["192.0.2.8"]
     with app.uow() as uow:
         bodies = {m.idempotency_key: uow.mail_body(m.message_id)
                   for m in uow.session.exec(select(MailOutbox))}
