@@ -27,6 +27,7 @@ from engine.config.consent import ConsentText
 from engine.consent_states import Request as ConsentRequest
 from engine.consent_states import Status, move
 from engine.errors import RipenError
+from engine.mail.context import DOI, doi_context
 from engine.mail.message import new_message_id
 from engine.mail.render import Renderer
 from engine.store.tables import ConsentRecord, Event, Lead, MailOutbox, SignupAttempt
@@ -345,14 +346,10 @@ class ConsentService:
         subject = rules.update_subject if update else \
             rules.reminder_subject if reminder else rules.subject
         category = "doi_update" if update else "doi_reminder" if reminder else "doi"
-        html, text = self.renderer.render("transactional/doi_confirm", {
-            "subject": subject,
-            "update": update,
-            "lead": {"language": lead.language, "first_name": lead.first_name},
-            "confirm_url": f"{self.base_url}/confirm/{token}",
-            "valid_days": rules.link_valid_for.days,
-            "imprint": self.config.mail.imprint,
-        })
+        html, text = self.renderer.render(DOI, doi_context(
+            subject=subject, update=update, language=lead.language,
+            first_name=lead.first_name, confirm_url=f"{self.base_url}/confirm/{token}",
+            valid_days=rules.link_valid_for.days, imprint=self.config.mail.imprint))
         row = MailOutbox(
             idempotency_key=f"{category}:{lead.public_id}:{secrets.token_hex(8)}",
             lead_id=lead.id, kind="transactional", category=category, to_address=lead.email,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from engine.config.sla import FastLaneSignal, MqlRule
 from engine.errors import RipenError
 from engine.events import RecordedEvent
 from engine.fit import fit_grade
+from engine.mail.context import NOTICE, notice_context
 from engine.mail.message import new_message_id
 from engine.mail.render import Renderer
 from engine.routing import Balance, LeadFacts, assign, period_start
@@ -41,6 +43,8 @@ from engine.store.tables import (
 )
 from engine.store.uow import Contact, EventRow, UnitOfWork, UowFactory
 from engine.tokens import Purpose, Tokens
+
+log = logging.getLogger(__name__)
 
 #: Sales stages after acceptance, in order (seed 002 §5.6); ABS is won.
 SALES_STAGES = ("SFC", "BAN", "BCI", "LPN", "ANG", "ABS")
@@ -114,6 +118,24 @@ class HandoverFacts:
                    held=uow.explicit_held(contact_ids), read=uow.content_read_by(contact_ids),
                    ledgers=uow.implicit_entries_of(
                        o.id for o in people if scorer.implicit_now(o, now) is None))
+
+
+def _plain_notice(context: Mapping[str, Any]) -> str:
+    """The rep's notice without its template (which failed for this lead): what the rep
+    needs to act — who, why, until when, and the links."""
+    lead = context["lead"]
+    who = ", ".join(filter(None, (lead["name"], lead["job_title"], lead["company"])))
+    phone = f"\n  Telefon: {lead['phone']} (Einwilligung liegt vor)" if lead["phone"] else ""
+    return (f"Guten Tag {context['rep']['name']},\n\n"
+            f"ein Lead ist reif für den Vertrieb ({context['reason']}, Bewertung "
+            f"{context['grade']}):\n\n  {who}\n  E-Mail: {lead['email']}{phone}\n"
+            f"  Phase: {lead['stage']}\n  Warum jetzt: {context['detail']}\n\n"
+            f"Bitte nehmen Sie den Lead bis {context['accept_by']:%d.%m.%Y %H:%M} UTC an oder "
+            f"lehnen Sie ihn mit Begründung ab:\n\n{context['answer_url']}\n\n"
+            f"Was der Lead bisher gelesen und getan hat (nur lesend):\n\n"
+            f"{context['timeline_url']}\n\n"
+            "(Die Vorlage dieser Nachricht ließ sich für diesen Lead nicht füllen; dies ist "
+            f"die schlichte Fassung.)\n\n--\n{context['imprint']}\n")
 
 
 class HandoverService:
@@ -459,21 +481,34 @@ class HandoverService:
     def _notify_rep(self, uow: UnitOfWork, handover: Handover, lead: Lead,
                     account: Account | None, score: Score, detail: str, now: datetime) -> None:
         rep = next(r for r in self.sla.reps if r.id == handover.rep_id)
+        assert lead.id is not None
+        assert handover.sla_due_at is not None  # set when the handover was made
         token = self.tokens.dumps(Purpose.SALES_FEEDBACK, handover.public_id, now=now)
         name = " ".join(filter(None, (lead.first_name, lead.last_name))) or lead.email or ""
         subject = f"Neuer Lead für Sie: {name}" + (f" ({account.name})" if account else "")
-        body_html, text = self.renderer.render("transactional/handover_notice", {
-            "subject": subject, "rep": {"name": rep.name},
-            "lead": {"name": name, "email": lead.email, "job_title": lead.job_title,
-                     "company": account.name if account else None,
-                     "phone": lead.phone if lead.phone_consent else None,
-                     "stage": STAGE_NAMES.get(lead.funnel_stage, lead.funnel_stage)},
-            "reason": "Sales Fast Lane" if handover.reason == "fast_lane" else "MQL",
-            "detail": detail, "grade": score.grade,
-            "answer_url": f"{self.base_url}/h/{token}",
-            "timeline_url": f"{self.base_url}/l/"
-                            + self.tokens.dumps(Purpose.LEAD_VIEW, lead.public_id, now=now),
-            "accept_by": handover.sla_due_at, "imprint": self.config.mail.imprint})
+        context = notice_context(
+            subject=subject, rep_name=rep.name,
+            lead={"name": name, "email": lead.email or "", "job_title": lead.job_title,
+                  "company": account.name if account else None,
+                  "phone": lead.phone if lead.phone_consent else None,
+                  "stage": STAGE_NAMES.get(lead.funnel_stage, lead.funnel_stage)},
+            reason="Sales Fast Lane" if handover.reason == "fast_lane" else "MQL",
+            detail=detail, grade=score.grade, answer_url=f"{self.base_url}/h/{token}",
+            timeline_url=f"{self.base_url}/l/"
+                         + self.tokens.dumps(Purpose.LEAD_VIEW, lead.public_id, now=now),
+            accept_by=handover.sla_due_at, imprint=self.config.mail.imprint)
+        try:
+            body_html, text = self.renderer.render(NOTICE, context)
+        except Exception as exc:  # the template failed on this lead's values: the rep hears
+            # of the lead all the same (the SLA runs), and the other handovers go on
+            problem = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("the handover notice template failed for handover %s (%s); the rep "
+                      "gets ripen's plain notice instead", handover.public_id, problem)
+            uow.add(Event(lead_id=lead.id, type="notice_template_failed", source="ripen",
+                          data={"handover": handover.public_id, "problem": problem},
+                          occurred_at=now, recorded_at=now))
+            text = _plain_notice(context)
+            body_html = "<pre style=\"white-space: pre-wrap\">" + html.escape(text) + "</pre>"
         uow.insert_later(MailOutbox, {
             # tied to the lead (it names the person): erased and exported with it
             "idempotency_key": f"handover:{handover.public_id}:rep", "lead_id": lead.id,

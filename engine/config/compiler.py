@@ -38,6 +38,10 @@ from engine.config.sla import Sla
 from engine.config.yamlfile import Loc, YamlDocument
 from engine.errors import ConfigError, Problem
 from engine.mail.context import (
+    DOI,
+    DOI_SCHEMA,
+    NOTICE,
+    NOTICE_SCHEMA,
     OPTIONAL,
     SCHEMA,
     SUBJECT_SCHEMA,
@@ -45,7 +49,13 @@ from engine.mail.context import (
     sample_lead,
 )
 from engine.mail.message import check_header
-from engine.mail.templates import TRANSACTIONAL, TemplateCatalog, make_environment, misuses
+from engine.mail.templates import (
+    PARTS,
+    TRANSACTIONAL,
+    TemplateCatalog,
+    make_environment,
+    misuses,
+)
 from engine.stages import JourneyStage
 
 NEXT = "next"
@@ -127,11 +137,37 @@ def model_version(model: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+#: The transactional mails ripen itself sends, the variables each has, and who reads it.
+TRANSACTIONAL_MAILS = ((DOI, DOI_SCHEMA, "the confirmation mail"),
+                       (NOTICE, NOTICE_SCHEMA, "the rep's handover notice"))
+
+
+def _transactional_problems(templates: TemplateCatalog) -> list[Problem]:
+    """The double opt-in mail and the rep's notice, checked in every branch against their
+    own variables like a marketing template against its: one misspelt variable would fail
+    every sign-up, or every handover's notice. (A tree without them sends neither.)"""
+    problems: list[Problem] = []
+    for name, schema, mail in TRANSACTIONAL_MAILS:
+        missing = templates.missing_parts(name)
+        if len(missing) == len(PARTS):
+            continue
+        if missing:
+            present = next(part for part in PARTS if part not in missing)
+            problems.append(Problem(
+                templates.display(templates.file(name, missing[0])), 1, 1,
+                f"{mail} has no {'HTML' if missing[0] == 'html' else 'text'} part",
+                f"create it beside {templates.display(templates.file(name, present))}"))
+            continue
+        problems.extend(templates.misuse_problems(name, schema, mail=mail))
+    return problems
+
+
 def compile_config(loaded: LoadedConfig) -> CompiledConfig:
     problems: list[Problem] = []
     templates = TemplateCatalog(loaded.paths.templates,
                                 loaded.paths.display(loaded.paths.templates))
     problems.extend(templates.syntax_problems())
+    problems.extend(_transactional_problems(templates))
 
     personas: dict[str, Persona] = _unique(loaded.personas, "persona", problems)
     content_docs: dict[str, tuple[YamlDocument, int]] = {}

@@ -1,11 +1,14 @@
-"""What a marketing template can use: one builder for sending, previews and validation, and
-the schema of it (``SCHEMA``) that ``ripen validate`` checks every branch of every template
-against (``engine.mail.templates``), so the two cannot drift apart (a test compares them).
+"""What a template can use: one builder for sending, previews and validation, and the schema
+of it that ``ripen validate`` checks every branch of every template against
+(``engine.mail.templates``), so the two cannot drift apart (a test compares them) — for a
+marketing mail (``SCHEMA``), the rep's handover notice (``NOTICE_SCHEMA``) and the double
+opt-in mail (``DOI_SCHEMA``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from engine.config.content import ContentItem
@@ -15,6 +18,8 @@ from engine.config.persona import Persona
 #: A field's kind in ``SCHEMA``: text, a list of texts, or a record of further fields.
 #: A ``?`` marks a field that may be empty (None): guard it with ``{% if … %}``.
 TEXT, TEXT_OR_NONE, LIST = "text", "text?", "list"
+#: A point in time (``{{ accept_by.strftime("%d.%m.%Y") }}``), a whole number, yes or no.
+TIME, NUMBER, FLAG = "time", "number", "flag"
 _ITEM: dict[str, Any] = {"id": TEXT, "title": TEXT, "type": TEXT, "summary": TEXT,
                          "url": TEXT, "language": TEXT}
 #: Every variable of a marketing mail, and what it holds (the marketer's guide lists them).
@@ -87,3 +92,50 @@ def sample_lead(persona: Persona | None) -> dict[str, Any]:
     title = persona.positions[0] if persona else "Geschäftsführer"
     return {"first_name": "Erika", "last_name": "Beispiel", "job_title": title,
             "company": "Beispiel GmbH", "language": "de"}
+
+
+#: Every variable of the rep's notice of a handover (``transactional/handover_notice``).
+NOTICE = "transactional/handover_notice"
+NOTICE_SCHEMA: dict[str, Any] = {
+    "subject": TEXT,
+    "rep": {"name": TEXT},
+    "lead": {"name": TEXT, "email": TEXT, "job_title": TEXT_OR_NONE, "company": TEXT_OR_NONE,
+             "phone": TEXT_OR_NONE, "stage": TEXT},
+    "reason": TEXT,
+    "detail": TEXT,
+    "grade": TEXT,
+    "answer_url": TEXT,
+    "timeline_url": TEXT,
+    "accept_by": TIME,
+    "imprint": TEXT,
+}
+
+
+def notice_context(*, subject: str, rep_name: str, lead: Mapping[str, Any], reason: str,
+                   detail: str, grade: str, answer_url: str, timeline_url: str,
+                   accept_by: datetime, imprint: str) -> dict[str, Any]:
+    """``lead`` holds name, email, job_title, company, phone (None without consent to be
+    called) and stage."""
+    return {"subject": subject, "rep": {"name": rep_name},
+            "lead": {field: lead.get(field) for field in NOTICE_SCHEMA["lead"]},
+            "reason": reason, "detail": detail, "grade": grade, "answer_url": answer_url,
+            "timeline_url": timeline_url, "accept_by": accept_by, "imprint": imprint}
+
+
+#: Every variable of the double opt-in mail (``transactional/doi_confirm``).
+DOI = "transactional/doi_confirm"
+DOI_SCHEMA: dict[str, Any] = {
+    "subject": TEXT,
+    "update": FLAG,
+    "lead": {"language": TEXT, "first_name": TEXT_OR_NONE},
+    "confirm_url": TEXT,
+    "valid_days": NUMBER,
+    "imprint": TEXT,
+}
+
+
+def doi_context(*, subject: str, update: bool, language: str, first_name: str | None,
+                confirm_url: str, valid_days: int, imprint: str) -> dict[str, Any]:
+    return {"subject": subject, "update": update,
+            "lead": {"language": language, "first_name": first_name},
+            "confirm_url": confirm_url, "valid_days": valid_days, "imprint": imprint}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,13 @@ class Misuse:
     hint: str
 
 
+#: What a field of a kind other than text, a list or a record is, for its attributes.
+_KINDS: dict[str, tuple[type, str]] = {"list": (list, "a list"), "time": (datetime, "a time"),
+                                       "number": (int, "a number"), "flag": (bool, "yes or no")}
+
+
 def misuses(ast: nodes.Template, schema: Mapping[str, Any], env: SandboxedEnvironment,
-            optional: tuple[str, ...] = ()) -> list[Misuse]:
+            optional: tuple[str, ...] = (), mail: str = "a marketing mail") -> list[Misuse]:
     """Every use in ``ast`` — in every branch, taken or not — of a variable the schema does
     not have, a field its record does not have, an attribute text does not have, a field
     of an ``optional`` variable outside an ``{% if %}`` about it, or an unknown filter or
@@ -81,7 +87,7 @@ def misuses(ast: nodes.Template, schema: Mapping[str, Any], env: SandboxedEnviro
     for name in sorted(undeclared - known):
         line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
         found.append(Misuse(line, f"undefined variable: no variable '{name}'",
-                            _suggest(name, schema, "a marketing mail has")))
+                            _suggest(name, schema, f"{mail} has")))
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         assert isinstance(node, nodes.Getattr | nodes.Getitem)
         field = _field(node)
@@ -94,9 +100,9 @@ def misuses(ast: nodes.Template, schema: Mapping[str, Any], env: SandboxedEnviro
                 found.append(Misuse(node.lineno,
                                     f"undefined variable: {where} has no field '{field}'",
                                     _suggest(field, kind, f"{where} has")))
-        elif isinstance(node, nodes.Getattr) and not hasattr(list if kind == "list" else str,
-                                                              field):
-            what = "a list" if kind == "list" else "text"
+        elif isinstance(node, nodes.Getattr) and not hasattr(
+                _KINDS.get(kind, (str, ""))[0], field):
+            what = _KINDS.get(kind, (str, "text"))[1]
             found.append(Misuse(node.lineno, f"undefined variable: {where} is {what}; it has "
                                              f"no '{field}'",
                                 f"use {{{{ {where} }}}} as it is"))
@@ -251,7 +257,8 @@ class TemplateCatalog:
                 continue  # reported as missing or broken elsewhere
 
     def misuse_problems(self, name: str, schema: Mapping[str, Any],
-                        optional: tuple[str, ...] = ()) -> list[Problem]:
+                        optional: tuple[str, ...] = (),
+                        mail: str = "a marketing mail") -> list[Problem]:
         """Both parts of template ``name`` and everything they extend or include, checked in
         every branch against the variables the mail will have (``misuses``)."""
         env = make_environment(self.folder)
@@ -270,7 +277,7 @@ class TemplateCatalog:
             except (OSError, UnicodeDecodeError, TemplateNotFound, TemplateSyntaxError):
                 continue  # reported as missing or broken elsewhere
             problems += [Problem(self.display(relative), m.line, 1, m.message, m.hint)
-                         for m in misuses(ast, schema, env, optional)]
+                         for m in misuses(ast, schema, env, optional, mail)]
             todo += [child for child in meta.find_referenced_templates(ast)
                      if child is not None]
         return problems

@@ -22,7 +22,7 @@ from engine.clock import ManualClock
 from engine.config.compiler import load_and_compile
 from engine.config.loader import ConfigPaths
 from engine.settings import load_settings
-from engine.store.tables import Handover, Lead, WebhookDelivery
+from engine.store.tables import Event, Handover, Lead, WebhookDelivery
 from engine.webhooks import LEASE, WebhookSender, new_secret, replay
 from tests.conftest import API_KEY, SmtpSink
 from tests.consent_helpers import client, confirm_path, form
@@ -703,3 +703,44 @@ def test_a_batch_of_events_moves_scores_and_hands_over_like_single_events(
         "implicit.download.BEF", "implicit.download.BEW"]
     again = web.post("/api/events/batch", headers=headers, json={"events": events[:1]})
     assert again.json()["duplicates"] == 1  # the key counts across batches too
+
+
+def test_a_notice_template_failing_on_one_lead_stops_no_handover(
+        app: Ripen, smtp: Smtp, receiver: Receiver, tmp_path: Path) -> None:
+    """A notice template that fails on one lead's values (a method called on an empty
+    company: every branch checks out in `ripen validate`) stops neither that handover nor
+    the others of the batch: each webhook goes out, the rep gets ripen's plain notice with
+    the answer link, and the lead's timeline records why."""
+    root = tmp_path / "ripen"
+    notice = root / "templates" / "email" / "transactional" / "handover_notice.txt.j2"
+    text = notice.read_text(encoding="utf-8")
+    assert "Phase: {{ lead.stage }}" in text
+    notice.write_text(text.replace("Phase: {{ lead.stage }}",
+                                   "Phase: {{ lead.stage }} · {{ lead.company.upper() }}"),
+                      encoding="utf-8")
+    load_and_compile(ConfigPaths.under(root))  # valid: company is text, text has upper()
+    sink, _ = smtp
+    _signed_up(app, sink, "firma@example.com", company="Muster AG")
+    _signed_up(app, sink, "privat@example.com")  # no company: the template fails for her
+    events = [{"email": email, "type": "download", "content_id": item}
+              for email in ("firma@example.com", "privat@example.com")
+              for item in ("mm-buyer-persona-leitfaden", "mm-roi-rechner")]
+    answer = client(app).post("/api/events/batch", json={"events": events},
+                              headers={"authorization": f"Bearer {API_KEY}"})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["handovers"] == 2
+    assert sorted(p["data"]["lead"]["email"] for p in receiver.verified()) == [
+        "firma@example.com", "privat@example.com"]
+    leads = ("firma@example.com", "privat@example.com")
+    notices = {email: [_text(m) for m in sink.parsed() if m["To"] not in leads
+                       and email in _text(m)] for email in leads}
+    [templated], [plain] = notices["firma@example.com"], notices["privat@example.com"]
+    assert "· MUSTER AG" in templated
+    assert "schlichte Fassung" in plain
+    assert ANSWER.search(plain)  # the rep can accept or reject as always
+    privat = _lead(app, "privat@example.com")
+    with app.uow() as uow:
+        failed = list(uow.session.exec(select(Event).where(
+            Event.lead_id == privat.id, Event.type == "notice_template_failed")).all())
+    assert len(failed) == 1
+    assert "upper" in failed[0].data["problem"]

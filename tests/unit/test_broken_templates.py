@@ -133,3 +133,77 @@ def test_the_schema_is_what_a_mail_gets() -> None:
             else None
 
     assert shape(context) == schema_shape(SCHEMA)
+
+
+NOTICE = "templates/email/transactional/handover_notice.txt.j2"
+DOI = "templates/email/transactional/doi_confirm.txt.j2"
+NOTICE_LEAD_HAS = "lead has: name, email, job_title, company, phone, stage"
+TRANSACTIONAL = {  # file, text in it, what it becomes, the error
+    "notice_else_branch": (
+        NOTICE, "{% if lead.phone %}", "{% if not lead.phone %}{{ lead.phnoe }}{% endif %}"
+        "{% if lead.phone %}",
+        f"undefined variable: lead has no field 'phnoe'\n  hint: did you mean 'phone'? "
+        f"{NOTICE_LEAD_HAS}"),
+    "notice_time_method": (
+        NOTICE, 'accept_by.strftime("%d.%m.%Y %H:%M")', 'accept_by.strftme("%d.%m.%Y")',
+        "undefined variable: accept_by is a time; it has no 'strftme'\n"
+        "  hint: use {{ accept_by }} as it is"),
+    "notice_marketing_variable": (
+        NOTICE, "{{ answer_url }}", "{{ unsubscribe_url }}",
+        "undefined variable: no variable 'unsubscribe_url'\n  hint: the rep's handover "
+        "notice has: subject, rep, lead, reason, detail, grade, answer_url, timeline_url, "
+        "accept_by, imprint"),
+    "doi_misspelt": (
+        DOI, "{{ confirm_url }}", "{{ confrim_url }}",
+        "undefined variable: no variable 'confrim_url'\n  hint: did you mean "
+        "'confirm_url'? the confirmation mail has: subject, update, lead, confirm_url, "
+        "valid_days, imprint"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSACTIONAL))
+def test_a_broken_transactional_template_is_reported_where_it_is(
+        name: str, tmp_path: Path) -> None:
+    """The double opt-in mail and the rep's notice are checked in every branch against
+    their own variables: a typo there would fail every sign-up or every notice."""
+    root = config_tree(tmp_path / "cfg")
+    shutil.copytree(REPO / "templates" / "email" / "transactional",
+                    root / "templates" / "email" / "transactional")
+    load_and_compile(ConfigPaths.under(root))  # as shipped: fine
+    relative, old, new, error = TRANSACTIONAL[name]
+    path = root / relative
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    line = text[:text.index(old)].count("\n") + 1
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    assert _validate(root) == f"{relative}:{line}:1: {error}"
+
+
+def test_a_transactional_template_without_its_other_part_is_reported(tmp_path: Path) -> None:
+    root = config_tree(tmp_path / "cfg")
+    shutil.copytree(REPO / "templates" / "email" / "transactional",
+                    root / "templates" / "email" / "transactional")
+    (root / "templates" / "email" / "transactional" / "doi_confirm.html.j2").unlink()
+    assert _validate(root) == (
+        "templates/email/transactional/doi_confirm.html.j2:1:1: the confirmation mail has no "
+        "HTML part\n  hint: create it beside templates/email/transactional/doi_confirm.txt.j2")
+
+
+def test_the_transactional_schemas_are_what_their_mails_get() -> None:
+    """NOTICE_SCHEMA and DOI_SCHEMA have exactly the variables and fields their builders
+    give the mails, so validation and sending cannot drift apart."""
+    from datetime import UTC, datetime
+
+    from engine.mail.context import DOI_SCHEMA, NOTICE_SCHEMA, doi_context, notice_context
+
+    notice = notice_context(subject="s", rep_name="r", lead={"name": "n"}, reason="MQL",
+                            detail="d", grade="A1", answer_url="a", timeline_url="t",
+                            accept_by=datetime(2026, 12, 7, tzinfo=UTC), imprint="i")
+    doi = doi_context(subject="s", update=False, language="de", first_name=None,
+                      confirm_url="c", valid_days=7, imprint="i")
+
+    def shape(value: object) -> object:
+        return {k: shape(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+    assert shape(notice) == shape(NOTICE_SCHEMA)
+    assert shape(doi) == shape(DOI_SCHEMA)
