@@ -10,6 +10,7 @@ state, so the form cannot be used to find out who is subscribed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import secrets
 from collections.abc import Callable, Mapping
@@ -33,6 +34,8 @@ from engine.mail.render import Renderer
 from engine.store.tables import ConsentRecord, Event, Lead, MailOutbox, SignupAttempt
 from engine.store.uow import UnitOfWork, UowFactory
 from engine.tokens import Purpose, TokenExpired, TokenInvalid, Tokens
+
+log = logging.getLogger(__name__)
 
 LeadSource = Literal["website", "telemarketing", "direct_mail", "event", "trade_fair", "ad",
                      "import", "api", "partner", "other"]
@@ -517,9 +520,14 @@ class ConsentService:
                     requested_after=now - rules.link_valid_for, limit=limit):
                 if lead.email is None or uow.suppression(address_hash(lead.email)):
                     continue
-                lead.doi_reminded_at = now
+                lead.doi_reminded_at = now  # one try: a lead the template fails for is skipped
                 uow.add(lead)
-                rows.append(self._doi_mail(uow, lead, now, reminder=True))
+                try:
+                    rows.append(self._doi_mail(uow, lead, now, reminder=True))
+                except Exception as exc:  # the template failed on this lead's values: the
+                    # others are reminded; the mail would have been the only reminder anyway
+                    log.error("no confirmation reminder for lead %s: the template failed "
+                              "(%s: %s)", lead.public_id, type(exc).__name__, exc)
             uow.commit()
             return [row.id for row in rows if row.id is not None]
 

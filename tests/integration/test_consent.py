@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from engine.addresses import address_hash
+from engine.bootstrap import Ripen
+from engine.clock import ManualClock
+from engine.config.compiler import load_and_compile
+from engine.config.loader import ConfigPaths
 from engine.consent import Answer, LeadState, SignUp
+from engine.settings import load_settings
 from engine.store.tables import (
     ConsentRecord,
     Event,
@@ -26,6 +34,7 @@ from tests.consent_helpers import (
     text_everywhere,
     unsubscribe_path,
 )
+from tests.factories import NOW, REPO
 
 Smtp = tuple[SmtpSink, int]
 
@@ -454,3 +463,35 @@ def test_after_erasure_the_address_is_nowhere_but_the_suppression_hash(ripen_app
     again = web.post("/api/leads", json=form("erase.me@example.com"),
                      headers={"authorization": f"Bearer {API_KEY}"})
     assert again.json()["state"] == LeadState.SUPPRESSED
+
+
+def test_a_reminder_the_template_fails_for_stops_no_other_reminder(
+        migrated: Engine, smtp: Smtp, tmp_path: Path) -> None:
+    """A confirmation template that fails on one lead's values (a method on an empty first
+    name, in reminders only) skips that lead's reminder; the others go out, and the lead is
+    not tried again at every maintenance run."""
+    root = tmp_path / "ripen"
+    for folder in ("config", "content", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    doi = root / "templates" / "email" / "transactional" / "doi_confirm.txt.j2"
+    text = doi.read_text(encoding="utf-8")
+    assert "Guten Tag," in text
+    doi.write_text(text.replace("Guten Tag,", "Guten Tag{% if subject.startswith('Erinnerung')"
+                                              " %} {{ lead.first_name.upper() }}{% endif %},"),
+                   encoding="utf-8")
+    sink, port = smtp
+    app = Ripen(settings=load_settings(mail_url=f"smtp://127.0.0.1:{port}?starttls=no",
+                                       public_base_url="https://ripen.example",
+                                       secret_keys=["k" * 40]),
+                config=load_and_compile(ConfigPaths.under(root)), db=migrated,
+                clock=ManualClock(NOW))
+    web = client(app)
+    web.post("/subscribe", data=form("named@example.com", first_name="Anna"))
+    web.post("/subscribe", data=form("nameless@example.com"))
+    app.clock.advance(timedelta(days=3, minutes=1))  # type: ignore[attr-defined]
+    assert len(app.consent.send_reminders()) == 1
+    assert app.consent.send_reminders() == []
+    app.send_mail()
+    reminders = [m for m in sink.parsed() if m["Subject"].startswith("Erinnerung")]
+    assert [(m["To"], "ANNA" in m.get_body(("plain",)).get_content()) for m in reminders] == [
+        ("named@example.com", True)]
