@@ -100,12 +100,12 @@ def misuses(ast: nodes.Template, schema: Mapping[str, Any], env: SandboxedEnviro
                 found.append(Misuse(node.lineno,
                                     f"undefined variable: {where} has no field '{field}'",
                                     _suggest(field, kind, f"{where} has")))
-        elif isinstance(node, nodes.Getattr) and not hasattr(
-                _KINDS.get(kind, (str, ""))[0], field):
-            what = _KINDS.get(kind, (str, "text"))[1]
-            found.append(Misuse(node.lineno, f"undefined variable: {where} is {what}; it has "
-                                             f"no '{field}'",
-                                f"use {{{{ {where} }}}} as it is"))
+        elif isinstance(node, nodes.Getattr):
+            of_kind, what = _KINDS.get(kind, (str, "text"))
+            if not hasattr(of_kind, field):
+                found.append(Misuse(node.lineno, f"undefined variable: {where} is {what}; it "
+                                                 f"has no '{field}'",
+                                    f"use {{{{ {where} }}}} as it is"))
     unguarded = _unguarded(ast, {n: schema[n] for n in optional
                                  if n in schema and n not in local}, frozenset())
     found += list({(m.line, m.message.split(",")[0]): m for m in unguarded}.values())

@@ -27,6 +27,7 @@ from engine.audit import audit_content
 from engine.bootstrap import Ripen
 from engine.config.journey import SendStep
 from engine.diagram import boxes, mermaid, slowest_case
+from engine.store.uow import UnitOfWork
 from engine.timeline import UnknownLead, timeline
 from engine.tokens import Purpose, TokenExpired, TokenInvalid
 from ripen import html_report
@@ -36,7 +37,6 @@ from ripen.api.pages import page
 COOKIE = "ripen_workbench"
 SESSION = timedelta(hours=12)
 PREFIX = "/workbench"
-FAILED_SIGN_INS, LOCKOUT = workbench.FAILED_SIGN_INS, workbench.SIGN_IN_LOCKOUT
 
 
 def _fingerprint(key: str) -> str:
@@ -78,12 +78,11 @@ def router(ripen: Ripen) -> APIRouter:
         return page("workbench/login.html", next=_local(next), error=None,
                     no_keys=not keys)
 
-    def locked_out(address: str, now: datetime) -> timedelta | None:
+    def locked_out(uow: UnitOfWork, address: str, now: datetime) -> timedelta | None:
         """How long an address that failed too often must still wait (None: it may try)."""
-        with ripen.uow() as uow:
-            recent = uow.sign_in_failures(address, since=now - LOCKOUT)
-        if len(recent) >= FAILED_SIGN_INS:
-            return recent[-FAILED_SIGN_INS] + LOCKOUT - now
+        recent = uow.sign_in_failures(address, since=now - workbench.SIGN_IN_LOCKOUT)
+        if len(recent) >= workbench.FAILED_SIGN_INS:
+            return recent[-workbench.FAILED_SIGN_INS] + workbench.SIGN_IN_LOCKOUT - now
         return None
 
     @api.post(f"{PREFIX}/login", response_model=None)
@@ -91,21 +90,24 @@ def router(ripen: Ripen) -> APIRouter:
         form = await request.form()
         given, wanted = str(form.get("key", "")), _local(str(form.get("next", PREFIX)))
         address, now = client_ip(request, ripen.settings.trusted_proxies) or "?", ripen.clock()
-        wait = locked_out(address, now)
+        match = None
+        with ripen.uow() as uow:  # the count and the attempt in one transaction
+            wait = locked_out(uow, address, now)
+            if wait is None:
+                match = next((key for key in keys if hmac.compare_digest(given.encode(),
+                                                                         key.encode())), None)
+                if match is None:  # kept for the lockout only: older ones go with each new one
+                    uow.record_sign_in_failure(address, now,
+                                               forget_before=now - workbench.SIGN_IN_LOCKOUT)
+                else:
+                    uow.forget_sign_in_failures(address)
+                uow.commit()
         if wait is not None:
             minutes = max(1, math.ceil(wait.total_seconds() / 60))
             return page("workbench/login.html", 429, next=wanted, no_keys=not keys,
                         headers={"Retry-After": str(math.ceil(wait.total_seconds()))},
                         error=f"Too many failed sign-ins from your address: try again in "
                               f"{minutes} min.")
-        match = next((key for key in keys if hmac.compare_digest(given.encode(),
-                                                                 key.encode())), None)
-        with ripen.uow() as uow:
-            if match is None:  # kept for the lockout only: older failures go with each new one
-                uow.record_sign_in_failure(address, now, forget_before=now - LOCKOUT)
-            else:
-                uow.forget_sign_in_failures(address)
-            uow.commit()
         if match is None:
             return page("workbench/login.html", 401, next=wanted, no_keys=not keys,
                         error="That is not one of the API keys (RIPEN_API_KEYS).")
