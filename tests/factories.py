@@ -20,6 +20,14 @@ MINIMAL = REPO / "tests" / "fixtures" / "minimal"
 Edits = Mapping[str, Sequence[tuple[str, str]] | None]
 
 
+def example_tree(root: Path) -> Path:
+    """A copy of the example configuration (config/, content/, templates/) at ``root``, for
+    a test to edit."""
+    for folder in ("config", "content", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
 def config_tree(target: Path, edits: Edits | None = None, *, source: Path = MINIMAL) -> Path:
     """Copy a configuration tree to ``target`` and apply ``edits``; each edit must match."""
     shutil.copytree(source, target)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from ruamel.yaml import YAML
 
 from engine.config.schema import json_schemas, schema_file_name
 from engine.store import database
-from tests.factories import REPO, config_tree
+from tests.factories import REPO, config_tree, example_tree
 
 RIPEN = str(Path(sys.executable).with_name("ripen"))
 
@@ -334,8 +333,7 @@ def test_validate_finds_a_misspelt_variable_in_a_branch_the_sample_lead_never_ta
     """The issue's template: `{{ lead.frist_name }}` in the `{% else %}` branch (the sample
     lead has a first name) — `ripen validate` exits 1 with its file:line:col."""
     root = tmp_path / "ripen"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     template = root / "templates" / "email" / "content_offer.html.j2"
     greeting = "Guten Tag{% if lead.first_name %} {{ lead.first_name }}{% endif %},"
     text = template.read_text(encoding="utf-8")

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 from tests.e2e.test_cli import ripen
-from tests.factories import REPO
+from tests.factories import REPO, example_tree
 
 GUIDE = REPO / "docs" / "marketers-guide.md"
 BLOCK = re.compile(r"```(yaml|sh)\n(.*?)```", re.DOTALL)
@@ -47,8 +46,7 @@ def _apply(block: str, root: Path) -> str:
 def test_adding_a_persona_as_the_guide_says_reaches_a_strict_content_audit(
         tmp_path: Path) -> None:
     root = tmp_path / "shop"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     blocks = BLOCK.findall(_section())
     files = [_apply(body, root) for kind, body in blocks if kind == "yaml"]
     assert files == ["config/personas/ines-arbeitsvorbereitung.yaml",

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from tests.e2e.test_cli import ripen
-from tests.factories import REPO
+from tests.factories import example_tree
 
 
 def _copy(tmp_path: Path) -> Path:
     root = tmp_path / "ripen"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     return root
 
 

@@ -5,7 +5,6 @@ result on two runs and on PostgreSQL, and a journey with a branch no lead can ta
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import statistics
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from engine.settings import load_settings
 from engine.simulate import DEFAULT_START, Spec, simulate
 from tests.e2e.test_cli import ripen
 from tests.e2e.test_signup_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.factories import REPO
+from tests.factories import REPO, example_tree
 
 LEADS, DAYS = "36", "35"
 
@@ -151,8 +150,7 @@ def test_the_same_seed_gives_the_same_result_on_each_database(
 
 def test_a_branch_no_lead_can_take_is_reported(simulated: Run, tmp_path: Path) -> None:
     root = tmp_path / "ripen"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     journey = root / "config" / "journeys" / "monika-marketing.yaml"
     text = journey.read_text()
     assert text.count("within: 5d") == 1

@@ -4,7 +4,6 @@ everyone once it is clear."""
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ from engine.errors import ConfigError
 from engine.settings import load_settings
 from engine.store.tables import Lead, MailOutbox
 from tests.conftest import API_KEY, SmtpSink
-from tests.factories import NOW, REPO
+from tests.factories import NOW, example_tree
 from tests.integration.test_journeys import click_first_link, confirmed_lead, tick
 
 SUBJECT_B = "Leadmanagement in 10 Minuten – für {{ lead.company or 'Ihr Team' }}"
@@ -37,8 +36,7 @@ INTRO = ("        send: {content: mm-leadmanagement-grundlagen, template: conten
 
 def _tree(tmp_path: Path, variants: str = VARIANTS) -> Path:
     root = tmp_path / "shop"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     journey = root / "config" / "journeys" / "monika-marketing.yaml"
     text = journey.read_text(encoding="utf-8")
     assert INTRO in text

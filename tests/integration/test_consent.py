@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from tests.consent_helpers import (
     text_everywhere,
     unsubscribe_path,
 )
-from tests.factories import NOW, REPO
+from tests.factories import NOW, example_tree
 
 Smtp = tuple[SmtpSink, int]
 
@@ -471,8 +470,7 @@ def test_a_reminder_the_template_fails_for_stops_no_other_reminder(
     name, in reminders only) skips that lead's reminder; the others go out, and the lead is
     not tried again at every maintenance run."""
     root = tmp_path / "ripen"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     doi = root / "templates" / "email" / "transactional" / "doi_confirm.txt.j2"
     text = doi.read_text(encoding="utf-8")
     assert "Guten Tag," in text

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from engine.store.tables import Event, Handover, Lead, WebhookDelivery
 from engine.webhooks import LEASE, WebhookSender, new_secret, replay
 from tests.conftest import API_KEY, SmtpSink
 from tests.consent_helpers import client, confirm_path, form
-from tests.factories import NOW, REPO
+from tests.factories import NOW, REPO, example_tree
 from tests.integration.test_journeys import (
     Smtp,
     click_first_link,
@@ -52,8 +51,7 @@ def receiver() -> Iterator[Receiver]:
 def app(migrated: Engine, smtp: Smtp, receiver: Receiver, tmp_path: Path) -> Ripen:
     """The example configuration, its CRM endpoint pointed at the loopback receiver."""
     root = tmp_path / "ripen"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     sla = root / "config" / "sla.yaml"
     text = sla.read_text()
     assert "url: https://crm.example.com/hooks/ripen" in text

@@ -4,7 +4,6 @@ server, SQLite and PostgreSQL, mail into a Maildir, the CRM a real HTTP receiver
 from __future__ import annotations
 
 import mailbox
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from email.header import decode_header, make_header
@@ -24,7 +23,7 @@ from engine.store.tables import Enrollment, MailOutbox, WebhookDelivery
 from engine.webhooks import new_secret
 from flows import runtime
 from flows.tick import TickFailed, run_tick
-from tests.factories import NOW, REPO, enrollment, saved_leads
+from tests.factories import NOW, enrollment, example_tree, saved_leads
 from tests.receiver import Receiver, running
 
 SECRET = new_secret()
@@ -45,8 +44,7 @@ def tree(tmp_path: Path, crm: Receiver) -> Path:
     """The example configuration; the content offer greets with the last name's initial;
     the CRM endpoint is the loopback receiver."""
     root = tmp_path / "ripen"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     template = root / TEMPLATE
     text = template.read_text(encoding="utf-8")
     assert GREETING in text

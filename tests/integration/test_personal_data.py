@@ -10,7 +10,6 @@ anything that names her.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -31,7 +30,7 @@ from engine.store.tables import Event, Suppression, WebhookDelivery
 from engine.webhooks import new_secret
 from tests.conftest import API_KEY, SmtpSink
 from tests.consent_helpers import client, confirm_path, form, text_everywhere, unsubscribe_path
-from tests.factories import NOW, REPO
+from tests.factories import NOW, example_tree
 from tests.integration.test_journeys import click_first_link, marketing, tick
 from tests.receiver import Receiver, running
 
@@ -57,8 +56,7 @@ def app(migrated: Engine, smtp: Smtp, crm: Receiver, tmp_path: Path) -> Ripen:
     """The example configuration; the CRM endpoint (subscribed to the lead events as the
     example is) points at the loopback receiver."""
     root = tmp_path / "ripen"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     sla = root / "config" / "sla.yaml"
     text = sla.read_text(encoding="utf-8")
     assert "lead.erased" in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from engine.config.loader import ConfigPaths
 from engine.store.tables import Enrollment
 from engine.versions import PlannedMove, plan
 from tests.conftest import SmtpSink
-from tests.factories import REPO
+from tests.factories import example_tree
 from tests.integration.test_journeys import (
     click_first_link,
     confirmed_lead,
@@ -31,8 +30,7 @@ NEW_SECOND = "Praxisbrief: ein Fall aus der Praxis, einmal im Monat"
 def changed(app: Ripen, tmp_path: Path, policy: str) -> Ripen:
     """The same database and clock, with monika-marketing's second INF offer replaced."""
     root = tmp_path / f"config-{policy}"
-    for folder in ("config", "content", "templates"):
-        shutil.copytree(REPO / folder, root / folder)
+    example_tree(root)
     path = root / "config" / "journeys" / "monika-marketing.yaml"
     text = path.read_text(encoding="utf-8")
     text = text.replace("      - id: inf-second\n        send: {content: mm-gruene-banane,",
